@@ -1,0 +1,3 @@
+from robustbench_med.cli import entry
+
+entry()

@@ -1,0 +1,331 @@
+"""The ``medrobust`` command line: thin; it parses, calls the library, prints with rich.
+
+Every user error ends as one line on stderr and exit code 2 (see ``main``).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+from typer.exceptions import Abort, Exit, TyperException
+
+from robustbench_med.errors import BadInputError, MedrobustError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Adversarial-robustness benchmarking for medical image classifiers.")
+leaderboard_app = typer.Typer(no_args_is_help=True, help="Show or publish leaderboard tables.")
+app.add_typer(leaderboard_app, name="leaderboard")
+# Off a terminal (CI logs, pipes) rich would wrap tables at 80 columns; give them room.
+out = Console(width=None if sys.stdout.isatty() else 200)
+err = Console(stderr=True, width=None if sys.stderr.isatty() else 200)
+
+# -- shared options ----------------------------------------------------------
+Model = Annotated[str | None, typer.Option("--model", "-m", help="Registered model (medrobust list models).")]
+Dataset = Annotated[str | None, typer.Option("--dataset", "-d", help="Dataset id (d12), MedMNIST flag, or a pair d12+d14.")]
+Defense = Annotated[str | None, typer.Option(help="Registered defense wrapped around the model.")]
+ImageSize = Annotated[int, typer.Option(help="Side of the square input, in pixels (paper: 128).")]
+Epochs = Annotated[int, typer.Option(help="Training epochs (paper: 200).")]
+BatchSize = Annotated[int, typer.Option(help="Training batch size.")]
+Recipe = Annotated[str, typer.Option(help="Training recipe: paper (SGD 1e-3) or code (Adam 1e-4).")]
+Augment = Annotated[bool, typer.Option("--augment/--no-augment", help="The paper's 4x training augmentation.")]
+NTrain = Annotated[int | None, typer.Option(help="Use a fixed subset of this many training images.")]
+NVal = Annotated[int | None, typer.Option(help="Use a fixed subset of this many validation images.")]
+NTest = Annotated[int | None, typer.Option(help="Evaluate a fixed subset of this many test images.")]
+Seed = Annotated[int, typer.Option(help="Training seed (and attack seed).")]
+DataRoot = Annotated[Path | None, typer.Option(help="Data root (then $MEDROBUST_DATA, then ~/.cache/medrobust/data).")]
+Download = Annotated[bool, typer.Option("--download", help="Download a missing MedMNIST file.")]
+ResultsDir = Annotated[Path, typer.Option(help="Folder of the results store, zoo and leaderboard.")]
+Device = Annotated[str | None, typer.Option(help="auto (CUDA when present), cpu or cuda.")]
+Options = Annotated[list[str] | None, typer.Option(help="key=value option for the model (repeatable).")]
+DefenseOptions = Annotated[list[str] | None, typer.Option(help="key=value option for the defense (repeatable).")]
+Adversarial = Annotated[bool, typer.Option("--adversarial", help="PGD adversarial training (paper Alg. 2).")]
+AdvEps = Annotated[str, typer.Option(help="Adversarial-training eps (4/255 or 0.0157).")]
+AdvSteps = Annotated[int, typer.Option(help="Adversarial-training PGD steps.")]
+AdvStep = Annotated[str, typer.Option(help="Adversarial-training PGD step size.")]
+Quiet = Annotated[bool, typer.Option("--quiet", help="No progress bars.")]
+
+DEFAULT_RESULTS = Path("medrobust-results")
+
+
+def parse_options(items: list[str] | None, what: str) -> dict[str, Any]:
+    """``["stem=cifar", "ratio=0.25"]`` -> ``{"stem": "cifar", "ratio": 0.25}``."""
+    options: dict[str, Any] = {}
+    for item in items or []:
+        if "=" not in item or not item.split("=", 1)[0].strip():
+            raise BadInputError(f"malformed {what} '{item}' (expected key=value, e.g. stem=cifar)")
+        key, value = (part.strip() for part in item.split("=", 1))
+        try:
+            options[key] = json.loads(value)
+        except json.JSONDecodeError:
+            options[key] = value
+    return options
+
+
+def model_request(model: str | None, dataset: str | None, *, defense: str | None, image_size: int,
+                  epochs: int, batch_size: int, recipe: str, augment: bool, n_train: int | None,
+                  n_val: int | None, seed: int, model_option: list[str] | None,
+                  defense_option: list[str] | None, adversarial: bool, adv_eps: str,
+                  adv_steps: int, adv_step: str):
+    from robustbench_med.attacks.eps import parse_eps
+    from robustbench_med.data.loading import dataset_spec
+    from robustbench_med.registry import DEFENSES, MODELS
+    from robustbench_med.training import TrainConfig
+    from robustbench_med.workflow import ModelRequest
+
+    if model is None or dataset is None:
+        raise BadInputError("--model and --dataset are required (or --checkpoint FILE for run)")
+    model = MODELS.resolve(model)
+    if defense:
+        defense = DEFENSES.resolve(defense)
+    dataset = "+".join(dataset_spec(part).id for part in dataset.split("+"))
+    train = TrainConfig(recipe=recipe, epochs=epochs, batch_size=batch_size, seed=seed,
+                        adversarial=adversarial, adv_eps=parse_eps(adv_eps),
+                        adv_step=parse_eps(adv_step), adv_steps=adv_steps)
+    return ModelRequest(model=model, dataset=dataset, image_size=image_size, train=train,
+                        defense=defense, model_options=parse_options(model_option, "--model-option"),
+                        defense_options=parse_options(defense_option, "--defense-option"),
+                        augment=augment, n_train=n_train, n_val=n_val)
+
+
+# -- list ----------------------------------------------------------------------
+@app.command("list")
+def list_entries(kind: Annotated[str, typer.Argument(help="datasets, models, defenses or attacks")]) -> None:
+    """List the registered datasets, models, defenses or attacks."""
+    from robustbench_med.registry import nearest
+
+    kinds = {"datasets": _datasets_table, "models": _models_table, "defenses": _defenses_table,
+             "attacks": _attacks_table}
+    key = kind.lower()
+    if key not in kinds and f"{key}s" in kinds:
+        key = f"{key}s"
+    if key not in kinds:
+        near = nearest(key, list(kinds))
+        raise BadInputError(f"cannot list '{kind}'" + (f"; did you mean '{near}'?" if near else "")
+                            + f" (allowed: {', '.join(kinds)})")
+    out.print(kinds[key]())
+
+
+def _datasets_table() -> Table:
+    from robustbench_med.registry import DATASETS
+
+    table = Table(title="datasets (paper Table 7)")
+    for col in ("id", "name", "modality", "task", "classes", "samples", "split", "loader"):
+        table.add_column(col)
+    for entry in DATASETS:
+        s = entry.obj
+        table.add_row(s.id, s.name, s.modality, s.task, str(s.n_classes or "-"),
+                      str(s.n_samples or "-"), s.split, s.source)
+    return table
+
+
+def _models_table() -> Table:
+    from robustbench_med.registry import MODELS
+
+    table = Table(title="models")
+    for col in ("name", "aliases", "family", "reference", "from"):
+        table.add_column(col)
+    for entry in MODELS:
+        table.add_row(entry.name, ", ".join(entry.aliases), str(entry.meta.get("family", "")),
+                      str(entry.meta.get("reference", "")), entry.origin)
+    return table
+
+
+def _defenses_table() -> Table:
+    from robustbench_med.registry import DEFENSES
+
+    table = Table(title="defenses")
+    for col in ("name", "randomized", "reference", "from"):
+        table.add_column(col)
+    for entry in DEFENSES:
+        plugin = entry.obj
+        table.add_row(entry.name, "yes" if getattr(plugin, "randomized", False) else "no",
+                      str(getattr(plugin, "reference", "")), entry.origin)
+    return table
+
+
+def _attacks_table() -> Table:
+    from robustbench_med.registry import ATTACKS
+
+    table = Table(title="attacks (L-inf; any <family>-K picks K iterations)")
+    for col in ("names", "box", "presets", "cost", "library", "what"):
+        table.add_column(col)
+    for entry in ATTACKS:
+        spec = entry.obj
+        table.add_row(", ".join(spec.listed_names()), spec.box, ", ".join(spec.presets), spec.cost,
+                      spec.library, spec.description)
+    return table
+
+
+# -- train -------------------------------------------------------------------------
+@app.command()
+def train(model: Model = None, dataset: Dataset = None, defense: Defense = None,
+          image_size: ImageSize = 128, epochs: Epochs = 200, batch_size: BatchSize = 32,
+          recipe: Recipe = "paper", augment: Augment = True, n_train: NTrain = None,
+          n_val: NVal = None, seed: Seed = 0, data_root: DataRoot = None, download: Download = False,
+          results_dir: ResultsDir = DEFAULT_RESULTS, device: Device = None,
+          model_option: Options = None, defense_option: DefenseOptions = None,
+          adversarial: Adversarial = False, adv_eps: AdvEps = "4/255", adv_steps: AdvSteps = 10,
+          adv_step: AdvStep = "1/255", quiet: Quiet = False) -> None:
+    """Train a model (the paper's recipe by default) and store it in the zoo."""
+    from robustbench_med.data.loading import load_dataset
+    from robustbench_med.device import resolve_device
+    from robustbench_med.models.zoo import Zoo
+    from robustbench_med.workflow import train_and_save
+
+    request = model_request(model, dataset, defense=defense, image_size=image_size, epochs=epochs,
+                            batch_size=batch_size, recipe=recipe, augment=augment, n_train=n_train,
+                            n_val=n_val, seed=seed, model_option=model_option,
+                            defense_option=defense_option, adversarial=adversarial,
+                            adv_eps=adv_eps, adv_steps=adv_steps, adv_step=adv_step)
+    dev = resolve_device(device)
+    data = load_dataset(request.dataset, data_root=data_root, image_size=image_size,
+                        augment=augment, n_train=n_train, n_val=n_val, download=download)
+    err.print(f"training {request.config().label} on {request.dataset} ({len(data.train)} images "
+              f"at {image_size}px, {epochs} epochs, recipe {recipe}) on {dev}")
+    ckpt = train_and_save(request, data, Zoo(results_dir / "zoo"), dev, progress=not quiet)
+    m = ckpt.metrics
+    out.print(f"checkpoint {ckpt.path}\nval accuracy {m['val_accuracy']:.4f} (epoch "
+              f"{m['best_epoch']}), test accuracy {m['test_accuracy']:.4f} (n={m['n_test']}), "
+              f"sha256 {ckpt.sha256[:16]}")
+
+
+# -- run ---------------------------------------------------------------------------
+@app.command()
+def run(model: Model = None, dataset: Dataset = None, defense: Defense = None,
+        attacks: Annotated[str, typer.Option("--attacks", "-a", help="Comma-separated attacks, or all.")] = "pgd-10",
+        eps: Annotated[str | None, typer.Option(help="eps list (4/255,8/255) or range 0.01:0.1:10; default: the preset's 4/255.")] = None,
+        preset: Annotated[str, typer.Option(help="Comma-separated presets: paper, standard, code.")] = "paper,standard",
+        checkpoint: Annotated[Path | None, typer.Option(help="Evaluate this checkpoint file instead of the zoo's.")] = None,
+        image_size: ImageSize = 128, epochs: Epochs = 200, batch_size: BatchSize = 32,
+        recipe: Recipe = "paper", augment: Augment = True, n_train: NTrain = None,
+        n_val: NVal = None, n_test: NTest = None, seed: Seed = 0, data_root: DataRoot = None,
+        download: Download = False, results_dir: ResultsDir = DEFAULT_RESULTS, device: Device = None,
+        attack_batch_size: Annotated[int, typer.Option(help="Batch size for attacks (halves on GPU OOM).")] = 128,
+        draws: Annotated[int, typer.Option(help="Fresh draws scoring a randomized model.")] = 10,
+        model_option: Options = None, defense_option: DefenseOptions = None,
+        adversarial: Adversarial = False, adv_eps: AdvEps = "4/255", adv_steps: AdvSteps = 10,
+        adv_step: AdvStep = "1/255", quiet: Quiet = False) -> None:
+    """Attack a model (training it first if the zoo has none) and store one row per cell."""
+    from robustbench_med.attacks.eps import parse_eps_list
+    from robustbench_med.evaluation.runner import RunConfig, benchmark
+    from robustbench_med.models.zoo import load_checkpoint
+    from robustbench_med.report.leaderboard import write_leaderboard
+    from robustbench_med.store import ResultStore
+
+    if checkpoint is not None:
+        loaded = load_checkpoint(checkpoint)
+        model = model or loaded.config.model
+        dataset = dataset or loaded.config.dataset
+        image_size = loaded.config.image_size
+    request = model_request(model, dataset, defense=defense, image_size=image_size, epochs=epochs,
+                            batch_size=batch_size, recipe=recipe, augment=augment, n_train=n_train,
+                            n_val=n_val, seed=seed, model_option=model_option,
+                            defense_option=defense_option, adversarial=adversarial,
+                            adv_eps=adv_eps, adv_steps=adv_steps, adv_step=adv_step)
+    if draws < 1:
+        raise BadInputError(f"--draws must be at least 1, got {draws}")
+    cfg = RunConfig(request=request, attacks=attacks,
+                    presets=tuple(p.strip() for p in preset.split(",") if p.strip()),
+                    eps=tuple(parse_eps_list(eps)) if eps else (), n_test=n_test,
+                    data_root=data_root, download=download, results_dir=results_dir,
+                    checkpoint=checkpoint, device=device, batch_size=attack_batch_size,
+                    draws=draws, seed=seed, progress=not quiet)
+    report = benchmark(cfg, err)
+    out.print(_cells_table(report))
+    paths = write_leaderboard(ResultStore(report.store_path), results_dir)
+    out.print(f"store {report.store_path}\nleaderboard {paths[1]}")
+
+
+def _cells_table(report: Any) -> Table:
+    from robustbench_med.attacks.eps import format_eps
+
+    ckpt = report.checkpoint
+    title = (f"{ckpt.config.label} on {ckpt.config.dataset} "
+             f"({'randomized' if report.randomized else 'deterministic'}; checkpoint "
+             f"{ckpt.sha256[:12]})")
+    table = Table(title=title)
+    for col in ("task", "attack", "preset", "eps", "protocol", "accuracy", "95% CI", "n",
+                "attacked", "time", "status"):
+        table.add_column(col, justify="right" if col in ("accuracy", "n", "attacked", "time") else "left")
+    for c in report.cells:
+        k = c.key
+        table.add_row(k.task, k.attack, k.preset, format_eps(k.eps) if k.eps else "-", k.protocol,
+                      f"{100 * c.accuracy:.2f}%", f"{100 * c.ci_low:.1f}-{100 * c.ci_high:.1f}",
+                      str(c.n), str(c.n_attacked), f"{c.wall_s:.1f}s",
+                      "stored earlier" if c.cached else "new")
+    return table
+
+
+# -- leaderboard -------------------------------------------------------------------
+@leaderboard_app.command("show")
+def leaderboard_show(results_dir: ResultsDir = DEFAULT_RESULTS) -> None:
+    """Print the leaderboard of a results store."""
+    from robustbench_med.report.leaderboard import long_frame, wide_frame
+
+    frame = wide_frame(long_frame(_open_store(results_dir)))
+    if frame.empty:
+        raise MedrobustError(f"the store in {results_dir} has no results yet (run medrobust run first)")
+    table = Table(title=f"leaderboard ({results_dir}), accuracy % at eps 4/255")
+    for col in frame.columns:
+        table.add_column(str(col))
+    for _, row in frame.iterrows():
+        table.add_row(*(f"{v:.2f}" if isinstance(v, float) else str(v) for v in row))
+    out.print(table)
+
+
+@leaderboard_app.command("publish")
+def leaderboard_publish(results_dir: ResultsDir = DEFAULT_RESULTS,
+                        out_dir: Annotated[Path, typer.Option("--out", help="Where the tables go.")] = Path("leaderboards"),
+                        stem: Annotated[str, typer.Option(help="File name stem of the tables.")] = "leaderboard") -> None:
+    """Write the leaderboard tables (CSV, wide CSV, Markdown) of a results store."""
+    from robustbench_med.report.leaderboard import write_leaderboard
+
+    store = _open_store(results_dir)
+    if store.count() == 0:
+        raise MedrobustError(f"the store in {results_dir} has no results yet (run medrobust run first)")
+    for path in write_leaderboard(store, out_dir, stem):
+        out.print(f"wrote {path}")
+
+
+def _open_store(results_dir: Path):
+    from robustbench_med.store import STORE_NAME, ResultStore
+
+    path = results_dir / STORE_NAME
+    if not path.is_file():
+        raise MedrobustError(f"no results store at {path} (run medrobust run first, or pass --results-dir)")
+    return ResultStore(path)
+
+
+# -- entry point -------------------------------------------------------------------
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; user errors become one line on stderr and exit code 2, never a traceback."""
+    command = typer.main.get_command(app)
+    try:
+        command.main(args=argv, prog_name="medrobust", standalone_mode=False)
+    except MedrobustError as exc:
+        err.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
+        return exc.exit_code
+    except Exit as exc:
+        return exc.exit_code
+    except Abort:
+        err.print("aborted", markup=False)
+        return 130
+    except TyperException as exc:  # usage errors: unknown option, missing value, bad type
+        message = " ".join(exc.format_message().split())
+        err.print(f"error: {message} (see medrobust --help)", markup=False, highlight=False,
+                  soft_wrap=True)
+        return 2
+    except KeyboardInterrupt:
+        err.print("interrupted; finished cells are in the store, rerun to resume", markup=False)
+        return 130
+    return 0
+
+
+def entry() -> None:
+    sys.exit(main())

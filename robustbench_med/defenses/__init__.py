@@ -1,0 +1,1 @@
+"""Baseline defenses as registry plugins (PNI, DBN, Learn2Perturb, RPF, CAP, CTRW)."""

@@ -1,0 +1,1 @@
+"""Imports every built-in defense module so that its registrations run."""

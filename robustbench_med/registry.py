@@ -1,0 +1,163 @@
+"""One generic registry for datasets, models, defenses and attacks.
+
+Modelled on timm's model registry: a decorator registers an entry under a
+name, and ``get(name)`` is the one place to look a name up. A failed lookup
+says what was asked for, what exists, and the nearest valid name.
+
+Third-party packages add entries without editing medrobust through the
+entry-point groups ``medrobust.datasets``, ``medrobust.models``,
+``medrobust.defenses`` and ``medrobust.attacks``. An entry point may name a
+module (importing it runs its ``@REGISTRY.register`` decorators) or an object,
+which is then registered under the entry point's name.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import re
+import types
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from importlib.metadata import entry_points
+from typing import Any, Generic, TypeVar
+
+from robustbench_med.errors import MedrobustError, UnknownNameError
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Entry(Generic[T]):
+    """A registered object with its name, aliases, metadata and origin."""
+
+    name: str
+    obj: T
+    meta: dict[str, Any] = field(default_factory=dict)
+    aliases: tuple[str, ...] = ()
+    origin: str = "medrobust"
+
+
+def natural_key(name: str) -> list[object]:
+    """Sort key that puts d2 before d10 and pgd-20 before pgd-100."""
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
+
+
+def nearest(name: str, candidates: list[str]) -> str | None:
+    """The closest candidate to ``name``, or None when nothing is close."""
+    matches = difflib.get_close_matches(name.lower(), candidates, n=1, cutoff=0.5)
+    return matches[0] if matches else None
+
+
+class Registry(Generic[T]):
+    """Named entries of one kind, filled by decorators and entry points.
+
+    ``builtins`` lists the modules whose import registers medrobust's own
+    entries; they are imported on first use so that importing the registry
+    stays cheap and free of import cycles.
+    """
+
+    def __init__(self, kind: str, group: str, builtins: tuple[str, ...] = ()) -> None:
+        self.kind = kind
+        self.group = group
+        self._builtins = builtins
+        self._entries: dict[str, Entry[T]] = {}
+        self._aliases: dict[str, str] = {}
+        self._loaded = False
+        self._loading = False
+
+    # -- registration -----------------------------------------------------
+    def register(
+        self,
+        name: str | None = None,
+        *,
+        aliases: tuple[str, ...] = (),
+        **meta: Any,
+    ) -> Callable[[T], T]:
+        """Decorator: register ``obj`` under ``name`` (default: its ``__name__``)."""
+
+        def decorator(obj: T) -> T:
+            self.add(name or obj.__name__, obj, aliases=aliases, **meta)
+            return obj
+
+        return decorator
+
+    def add(self, name: str, obj: T, *, aliases: tuple[str, ...] = (), origin: str | None = None,
+            **meta: Any) -> Entry[T]:
+        """Register ``obj``; re-registering a name replaces the entry (for reloads)."""
+        key = name.lower()
+        entry = Entry(key, obj, dict(meta), tuple(a.lower() for a in aliases),
+                      origin or getattr(obj, "__module__", "medrobust").split(".")[0])
+        self._entries[key] = entry
+        for alias in entry.aliases:
+            self._aliases[alias] = key
+        return entry
+
+    # -- lookup -----------------------------------------------------------
+    def _ensure_loaded(self) -> None:
+        if self._loaded or self._loading:
+            return
+        self._loading = True
+        try:
+            for module in self._builtins:
+                importlib.import_module(module)
+            for ep in entry_points(group=self.group):
+                self._load_entry_point(ep)
+            self._loaded = True
+        finally:
+            self._loading = False
+
+    def _load_entry_point(self, ep: Any) -> None:
+        try:
+            obj = ep.load()
+        except Exception as exc:  # a broken plugin must not break medrobust
+            raise MedrobustError(
+                f"could not load {self.kind} plugin '{ep.name}' from entry point "
+                f"'{ep.value}' (group {self.group}): {type(exc).__name__}: {exc}"
+            ) from exc
+        if ep.name.lower() in self._entries:
+            return  # importing the module registered it through the decorator
+        if not isinstance(obj, types.ModuleType):
+            self.add(ep.name, obj, origin=ep.value.split(":")[0].split(".")[0])
+
+    def resolve(self, name: str) -> str:
+        """The canonical name for ``name`` (an alias or any capitalisation)."""
+        self._ensure_loaded()
+        key = name.strip().lower()
+        key = self._aliases.get(key, key)
+        if key not in self._entries:
+            names = self.names()
+            hint = nearest(key, names + list(self._aliases))
+            hint_text = f"; did you mean '{self._aliases.get(hint, hint)}'?" if hint else ""
+            raise UnknownNameError(
+                f"unknown {self.kind} '{name}'{hint_text} (known {self.kind}s: {', '.join(names)})"
+            )
+        return key
+
+    def entry(self, name: str) -> Entry[T]:
+        return self._entries[self.resolve(name)]
+
+    def get(self, name: str) -> T:
+        """The object registered under ``name``; a clear error when there is none."""
+        return self.entry(name).obj
+
+    def names(self) -> list[str]:
+        self._ensure_loaded()
+        return sorted(self._entries, key=natural_key)
+
+    def __iter__(self) -> Iterator[Entry[T]]:
+        self._ensure_loaded()
+        return iter(sorted(self._entries.values(), key=lambda e: natural_key(e.name)))
+
+    def __contains__(self, name: object) -> bool:
+        if not isinstance(name, str):
+            return False
+        self._ensure_loaded()
+        key = name.lower()
+        return key in self._entries or key in self._aliases
+
+
+DATASETS: Registry[Any] = Registry("dataset", "medrobust.datasets", ("robustbench_med.data.catalog",))
+MODELS: Registry[Any] = Registry("model", "medrobust.models", ("robustbench_med.models.catalog",))
+DEFENSES: Registry[Any] = Registry("defense", "medrobust.defenses", ("robustbench_med.defenses.catalog",))
+ATTACKS: Registry[Any] = Registry("attack", "medrobust.attacks", ("robustbench_med.attacks.catalog",))

@@ -1,0 +1,1 @@
+"""Leaderboard tables (CSV, Markdown) and plots from the results store."""

@@ -1,0 +1,73 @@
+"""Leaderboard tables from the store: a long CSV (every row) and a wide one (attacks as columns).
+
+The wide table has one line per model x dataset x task x preset x protocol,
+the clean accuracy beside every attack at the paper's eps (4/255), each cell
+with its n and 95% bootstrap interval; other eps values are in the long CSV
+and the sweep plots.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from robustbench_med.attacks.spec import PAPER_EPS
+from robustbench_med.store import ResultStore
+
+GROUP = ["model", "defense", "dataset", "task", "seed", "subset", "checkpoint_sha", "code_version"]
+
+
+def long_frame(store: ResultStore) -> pd.DataFrame:
+    df = store.frame()
+    if df.empty:
+        return df
+    df = df.copy()
+    df["defense"] = df["defense"].replace("", "none")
+    for col in ("accuracy", "ci_low", "ci_high"):
+        df[f"{col}_pct"] = (100 * df[col]).round(2)
+    return df
+
+
+def _cell_text(row: pd.Series) -> str:
+    return f"{row['accuracy_pct']:.1f} [{row['ci_low_pct']:.1f}, {row['ci_high_pct']:.1f}]"
+
+
+def wide_frame(df: pd.DataFrame, eps: float = PAPER_EPS, with_ci: bool = False) -> pd.DataFrame:
+    """Attacks as columns at one eps; the clean accuracy joined onto every preset/protocol line."""
+    if df.empty:
+        return df
+    value = "cell" if with_ci else "accuracy_pct"
+    df = df.assign(cell=df.apply(_cell_text, axis=1))
+    clean = df[df["attack"] == "clean"][[*GROUP, "n", value, "auc"]].rename(
+        columns={value: "clean", "auc": "clean_auc"})
+    attacks = df[(df["attack"] != "clean") & ((df["eps"] - eps).abs() < 1e-9)]
+    if attacks.empty:
+        return clean.assign(preset="-", protocol="-")
+    order = list(dict.fromkeys(attacks["attack"]))
+    wide = attacks.pivot_table(index=[*GROUP, "preset", "protocol"], columns="attack",
+                               values=value, aggfunc="last")
+    wide = wide.reindex(columns=order).reset_index()
+    wide.columns.name = None
+    merged = clean.merge(wide, on=GROUP, how="right")
+    front = ["model", "defense", "dataset", "task", "preset", "protocol", "n", "clean",
+             "clean_auc"]
+    rest = [c for c in merged.columns if c not in front]
+    return merged[front + rest].sort_values(["dataset", "task", "model", "defense", "preset",
+                                            "protocol"])
+
+
+def write_leaderboard(store: ResultStore, out_dir: str | Path, stem: str = "leaderboard") -> list[Path]:
+    """Write ``<stem>.csv`` (long), ``<stem>_wide.csv`` and ``<stem>.md``; return their paths."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    df = long_frame(store)
+    paths = [out / f"{stem}.csv", out / f"{stem}_wide.csv", out / f"{stem}.md"]
+    df.to_csv(paths[0], index=False)
+    wide = wide_frame(df)
+    wide.to_csv(paths[1], index=False)
+    table = wide_frame(df, with_ci=True)
+    if not table.empty:
+        table = table.assign(checkpoint_sha=table["checkpoint_sha"].str[:12])
+    paths[2].write_text(table.to_markdown(index=False) + "\n" if not table.empty else "(no results)\n")
+    return paths

@@ -1,0 +1,105 @@
+"""Get a trained model: from a checkpoint file, from the zoo, or by training one now."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from rich.console import Console
+
+from robustbench_med.data.spec import LoadedDataset
+from robustbench_med.errors import BadInputError
+from robustbench_med.models.builder import build_model
+from robustbench_med.models.zoo import Checkpoint, ModelConfig, Zoo, load_checkpoint
+from robustbench_med.training import TrainConfig, evaluate_split, train_model
+
+
+@dataclass(frozen=True)
+class ModelRequest:
+    """Which model to get, and how it is (or was) trained."""
+
+    model: str
+    dataset: str
+    image_size: int
+    train: TrainConfig = field(default_factory=TrainConfig)
+    defense: str | None = None
+    model_options: dict[str, Any] = field(default_factory=dict)
+    defense_options: dict[str, Any] = field(default_factory=dict)
+    augment: bool = True
+    n_train: int | None = None
+    n_val: int | None = None
+
+    def config(self) -> ModelConfig:
+        from robustbench_med.registry import DEFENSES, MODELS
+
+        return ModelConfig(
+            model=MODELS.resolve(self.model), dataset=self.dataset, image_size=self.image_size,
+            defense=DEFENSES.resolve(self.defense) if self.defense else None,
+            model_options=dict(self.model_options), defense_options=dict(self.defense_options),
+            train=self.train.to_dict(),
+            data={"augment": self.augment, "n_train": self.n_train, "n_val": self.n_val},
+        )
+
+
+def craft_for_training(request: ModelRequest):
+    """The PGD inner loop of adversarial training (paper Alg. 2), or None for standard training."""
+    if not request.train.adversarial:
+        return None
+    from robustbench_med.attacks.iterative import IterativeLinf
+
+    t = request.train
+
+    def craft(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        attack = IterativeLinf(model, eps=t.adv_eps, alpha=t.adv_step, steps=t.adv_steps,
+                               random_start=True, early_stop=False)
+        return attack(x, y)
+
+    return craft
+
+
+def train_and_save(request: ModelRequest, data: LoadedDataset, zoo: Zoo, device: torch.device,
+                   *, progress: bool = True) -> Checkpoint:
+    """Train ``request`` on ``data``, store it in the zoo with its sidecar, and load it back."""
+    config = request.config()
+    model = build_model(config.model, data.info, defense=config.defense,
+                        model_options=config.model_options, defense_options=config.defense_options,
+                        seed=request.train.seed)
+    result = train_model(model, data, request.train, device, progress=progress,
+                         craft=craft_for_training(request))
+    test_accuracy, _ = evaluate_split(model, data.test, device)
+    metrics = {
+        "best_epoch": result.best_epoch, "epochs_run": len(result.history),
+        "val_accuracy": result.val_accuracy, "val_loss": result.val_loss,
+        "test_accuracy": test_accuracy, "n_test": len(data.test), "train_seconds": result.seconds,
+        "device": str(device), "history": result.history, "data": data.provenance,
+    }
+    path = zoo.save(model, config, data.info, metrics)
+    return load_checkpoint(path, device)
+
+
+def obtain_model(request: ModelRequest, data: LoadedDataset, zoo: Zoo, device: torch.device,
+                 console: Console, *, checkpoint: Path | None = None,
+                 progress: bool = True) -> Checkpoint:
+    """A trained model for ``request``: the given file, the zoo's copy, or a fresh training run."""
+    if checkpoint is not None:
+        loaded = load_checkpoint(checkpoint, device)
+        if loaded.config.dataset != request.dataset or loaded.info.image_size != data.info.image_size:
+            raise BadInputError(
+                f"checkpoint {checkpoint} was trained on {loaded.config.dataset} at "
+                f"{loaded.config.image_size}px, not {request.dataset} at {request.image_size}px"
+            )
+        return loaded
+    config = request.config()
+    path = zoo.find(config)
+    if path is not None:
+        console.print(f"[dim]using checkpoint {path}[/]")
+        return load_checkpoint(path, device)
+    console.print(f"no checkpoint for {config.label} on {config.dataset} at {config.image_size}px "
+                  f"({request.train.epochs} epochs, recipe {request.train.recipe}"
+                  f"{', adversarial' if request.train.adversarial else ''}): training it now")
+    trained = train_and_save(request, data, zoo, device, progress=progress)
+    console.print(f"saved {trained.path} (val acc {trained.metrics['val_accuracy']:.3f}, "
+                  f"test acc {trained.metrics['test_accuracy']:.3f})")
+    return trained
