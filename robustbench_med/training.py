@@ -10,8 +10,13 @@ Recipes (``paper-notes.md``):
   stopping after 80 epochs without improvement, as the official notebook.
 
 The kept model is the epoch with the best validation accuracy (ties: lower
-validation loss). Adversarial training (paper Alg. 2) crafts PGD examples on
-one random draw of a randomized model and updates on another.
+validation loss).
+
+How a batch becomes a loss is a :class:`TrainingStrategy`: standard
+cross-entropy, PGD adversarial training (paper Alg. 2: craft on one random
+draw [A], update on a fresh one [I]), or a defense's own recipe (PNI's mixed
+clean/adversarial loss, DBN's two BN branches, ...). The optimiser, schedule
+and budget stay the benchmark's, so defenses compare on one shared budget.
 """
 
 from __future__ import annotations
@@ -124,8 +129,7 @@ def evaluate_split(model: nn.Module, split: Split, device: torch.device,
     return correct / max(n, 1), total_loss / max(n, 1)
 
 
-def _optimizer(model: nn.Module, recipe: Recipe) -> torch.optim.Optimizer:
-    groups = param_groups(model, recipe.weight_decay)
+def _optimizer(groups: list[dict[str, Any]], recipe: Recipe) -> torch.optim.Optimizer:
     if recipe.optimizer == "sgd":
         return torch.optim.SGD(groups, lr=recipe.lr, momentum=recipe.momentum)
     return torch.optim.Adam(groups, lr=recipe.lr)
@@ -149,20 +153,100 @@ def param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
     return groups
 
 
-Crafter = Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]
+class TrainingStrategy:
+    """How one training batch becomes a loss; defenses subclass it for their recipe."""
+
+    name = "standard"
+
+    def describe(self) -> dict[str, Any]:
+        """Settings recorded with the checkpoint."""
+        return {"strategy": self.name}
+
+    def param_groups(self, model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+        return param_groups(model, weight_decay)
+
+    def on_epoch_start(self, model: nn.Module, epoch: int) -> None:
+        """Called before each epoch (1-based), e.g. to switch noise on after a delay."""
+
+    def batch_loss(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor,
+                   epoch: int) -> torch.Tensor:
+        """The loss to minimise on one batch; ``model`` is in training mode."""
+        return multitask_loss(model(x), y)
+
+    def after_step(self, model: nn.Module, epoch: int) -> None:
+        """After every optimiser step: runs the modules' ``after_optimizer_step`` hooks."""
+        for module in model.modules():
+            hook = getattr(module, "after_optimizer_step", None)
+            if callable(hook):
+                hook()
+
+
+def resample(model: nn.Module) -> None:
+    """Re-draw a randomized model's filters and noise (no-op for deterministic models)."""
+    hook = getattr(model, "resample", None)
+    if callable(hook):
+        hook()
+
+
+def pgd_examples(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float, step: float,
+                 steps: int, loss: Callable[[Any, torch.Tensor], torch.Tensor] | None = None,
+                 random_start: bool = True) -> torch.Tensor:
+    """L-inf PGD examples for training (random start, sign steps, projection), model in eval mode.
+
+    Hand-written rather than torchattacks so that multi-task models (a loss over
+    several heads) and defenses with their own loss (TRADES-style KL) share it.
+    """
+    loss = loss or multitask_loss
+    was_training = model.training
+    model.eval()
+    adv = x.detach().clone()
+    if random_start:
+        adv = (adv + torch.empty_like(adv).uniform_(-eps, eps)).clamp(0, 1)
+    for _ in range(steps):
+        adv.requires_grad_(True)
+        grad = torch.autograd.grad(loss(model(adv), y), adv)[0]
+        adv = (x + (adv.detach() + step * grad.sign() - x).clamp(-eps, eps)).clamp(0, 1)
+    model.train(was_training)
+    return adv.detach()
+
+
+class AdversarialTraining(TrainingStrategy):
+    """Paper Alg. 2 (after Rice et al. 2020): PGD-k with random start, pure adversarial loss.
+
+    A randomized model is re-drawn before crafting ([A]) and again before the
+    update ([I]), so the attack and the update see different random networks.
+    """
+
+    name = "pgd-at"
+
+    def __init__(self, eps: float, step: float, steps: int) -> None:
+        self.eps, self.step, self.steps = eps, step, steps
+
+    def describe(self) -> dict[str, Any]:
+        return {"strategy": self.name, "eps": self.eps, "step": self.step, "steps": self.steps}
+
+    def batch_loss(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor,
+                   epoch: int) -> torch.Tensor:
+        resample(model)
+        x_adv = pgd_examples(model, x, y, eps=self.eps, step=self.step, steps=self.steps)
+        resample(model)
+        return multitask_loss(model(x_adv), y)
+
+
+def default_strategy(config: TrainConfig) -> TrainingStrategy:
+    if config.adversarial:
+        return AdversarialTraining(config.adv_eps, config.adv_step, config.adv_steps)
+    return TrainingStrategy()
 
 
 def train_model(model: nn.Module, data: LoadedDataset, config: TrainConfig, device: torch.device,
-                *, progress: bool = True, craft: Crafter | None = None) -> TrainResult:
-    """Train in place and load the best-on-validation weights into ``model``.
-
-    ``craft`` (adversarial training) maps a clean batch to adversarial examples;
-    randomized models are re-drawn before crafting and again before the update.
-    """
+                *, progress: bool = True, strategy: TrainingStrategy | None = None) -> TrainResult:
+    """Train in place and load the best-on-validation weights into ``model``."""
     recipe = RECIPES[config.recipe]
+    strategy = strategy or default_strategy(config)
     torch.manual_seed(config.seed)
     model.to(device)
-    optimizer = _optimizer(model, recipe)
+    optimizer = _optimizer(strategy.param_groups(model, recipe.weight_decay), recipe)
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
         optimizer, mode="min", factor=recipe.plateau_factor, patience=recipe.plateau_patience,
         min_lr=recipe.min_lr)
@@ -179,21 +263,17 @@ def train_model(model: nn.Module, data: LoadedDataset, config: TrainConfig, devi
         task = bar.add_task("train", total=steps * config.epochs, epoch=1, status="")
         for epoch in range(1, config.epochs + 1):
             model.train()
+            strategy.on_epoch_start(model, epoch)
             order = torch.randperm(n, generator=generator)
             running = 0.0
             for step in range(steps):
                 idx = order[step * config.batch_size:(step + 1) * config.batch_size]
                 x, y = data.train.x[idx].to(device), data.train.y[idx].to(device)
-                if craft is not None:
-                    x = _adversarial_batch(model, craft, x, y)
-                loss = multitask_loss(model(x), y)
+                loss = strategy.batch_loss(model, x, y, epoch)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
-                for module in model.modules():
-                    after = getattr(module, "after_optimizer_step", None)
-                    if callable(after):
-                        after()
+                strategy.after_step(model, epoch)
                 running += loss.item() * len(idx)
                 bar.update(task, advance=1, epoch=epoch)
             val_acc, val_loss = evaluate_split(model, data.val, device)
@@ -213,17 +293,3 @@ def train_model(model: nn.Module, data: LoadedDataset, config: TrainConfig, devi
     model.eval()
     return TrainResult(best_epoch=best_epoch, val_accuracy=best[0], val_loss=best[1],
                        history=history, seconds=time.perf_counter() - started)
-
-
-def _adversarial_batch(model: nn.Module, craft: Crafter, x: torch.Tensor,
-                       y: torch.Tensor) -> torch.Tensor:
-    """Paper Alg. 2: craft on one draw ([A]) in eval mode, update on a fresh draw ([I])."""
-    resample = getattr(model, "resample", None)
-    if callable(resample):
-        resample()
-    model.eval()
-    x_adv = craft(model, x, y).detach()
-    model.train()
-    if callable(resample):
-        resample()
-    return x_adv

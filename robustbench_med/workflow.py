@@ -13,7 +13,13 @@ from robustbench_med.data.spec import LoadedDataset
 from robustbench_med.errors import BadInputError
 from robustbench_med.models.builder import build_model
 from robustbench_med.models.zoo import Checkpoint, ModelConfig, Zoo, load_checkpoint
-from robustbench_med.training import TrainConfig, evaluate_split, train_model
+from robustbench_med.training import (
+    TrainConfig,
+    TrainingStrategy,
+    default_strategy,
+    evaluate_split,
+    train_model,
+)
 
 
 @dataclass(frozen=True)
@@ -43,20 +49,16 @@ class ModelRequest:
         )
 
 
-def craft_for_training(request: ModelRequest):
-    """The PGD inner loop of adversarial training (paper Alg. 2), or None for standard training."""
-    if not request.train.adversarial:
-        return None
-    from robustbench_med.attacks.iterative import IterativeLinf
+def strategy_for(request: ModelRequest) -> TrainingStrategy:
+    """The defense's own training recipe when it has one, else standard or PGD-AT training."""
+    if request.defense:
+        from robustbench_med.registry import DEFENSES
 
-    t = request.train
-
-    def craft(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        attack = IterativeLinf(model, eps=t.adv_eps, alpha=t.adv_step, steps=t.adv_steps,
-                               random_start=True, early_stop=False)
-        return attack(x, y)
-
-    return craft
+        plugin = DEFENSES.get(request.defense)
+        make = getattr(plugin, "strategy", None)
+        if callable(make):
+            return make(request.train, request.defense_options)
+    return default_strategy(request.train)
 
 
 def train_and_save(request: ModelRequest, data: LoadedDataset, zoo: Zoo, device: torch.device,
@@ -66,14 +68,15 @@ def train_and_save(request: ModelRequest, data: LoadedDataset, zoo: Zoo, device:
     model = build_model(config.model, data.info, defense=config.defense,
                         model_options=config.model_options, defense_options=config.defense_options,
                         seed=request.train.seed)
-    result = train_model(model, data, request.train, device, progress=progress,
-                         craft=craft_for_training(request))
+    strategy = strategy_for(request)
+    result = train_model(model, data, request.train, device, progress=progress, strategy=strategy)
     test_accuracy, _ = evaluate_split(model, data.test, device)
     metrics = {
         "best_epoch": result.best_epoch, "epochs_run": len(result.history),
         "val_accuracy": result.val_accuracy, "val_loss": result.val_loss,
         "test_accuracy": test_accuracy, "n_test": len(data.test), "train_seconds": result.seconds,
         "device": str(device), "history": result.history, "data": data.provenance,
+        "strategy": strategy.describe(),
     }
     path = zoo.save(model, config, data.info, metrics)
     return load_checkpoint(path, device)
