@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from torch import nn
 
+from robustbench_med.attacks.autoattack import build_autoattack
 from robustbench_med.attacks.iterative import IterativeLinf
 from robustbench_med.attacks.spec import AttackContext, AttackFn, AttackSettings, AttackSpec
+from robustbench_med.attacks.square import DEFAULT_QUERIES, build_square
+from robustbench_med.attacks.transfer import build_aa_surrogate, build_square_surrogate
 from robustbench_med.registry import ATTACKS
 
 PAPER_STEPS = (10, 20, 50, 100)
@@ -47,4 +50,36 @@ register(AttackSpec(
     description="PGD with EOT: each step averages the gradient over 20 fresh random draws",
     cost="20 x K forward+backward per point", default_steps=10, listed_steps=(10, 20, 100),
     in_all=(20,), adaptive=True, random_start=True, eot_iter=20,
+))
+register(AttackSpec(
+    name="square", build=build_square, box="black-box", library="pyautoattack",
+    description="Square Attack (Andriushchenko et al. 2020): random square updates, margin loss",
+    cost="up to K forward passes per point (K = queries, default 5000)", presets=("standard",),
+    default_steps=DEFAULT_QUERIES, listed_steps=(DEFAULT_QUERIES,), in_all=(DEFAULT_QUERIES,),
+    count_in_name=False,
+))
+register(AttackSpec(
+    name="autoattack", build=build_autoattack("standard"), box="white-box", library="pyautoattack",
+    description="AutoAttack standard (APGD-CE, APGD-T, FAB-T, Square); few-class substitutions noted",
+    cost="about 100 x (1 + targets) forward+backward per point, plus Square", presets=("standard",),
+    in_all=(None,),
+))
+register(AttackSpec(
+    name="autoattack-rand", build=build_autoattack("rand"), box="white-box", library="pyautoattack",
+    description="AutoAttack for randomized defenses: APGD-CE and APGD-DLR with EOT over 20 draws",
+    cost="20 x 100 forward+backward per point per attack", presets=("standard",), in_all=(None,),
+    adaptive=True,
+))
+register(AttackSpec(
+    name="aa-surrogate", build=build_aa_surrogate, box="transfer", library="pyautoattack",
+    description="the paper's black-box AutoAttack: crafted on a ResNet101 surrogate, transferred",
+    cost="AutoAttack on the surrogate + 1 forward on the target", presets=("standard",),
+    in_all=(None,),
+))
+register(AttackSpec(
+    name="square-surrogate", build=build_square_surrogate, box="transfer", library="pyautoattack",
+    description="the paper's black-box Square: crafted on a ResNet101 surrogate, transferred",
+    cost="Square on the surrogate + 1 forward on the target", presets=("standard",),
+    default_steps=DEFAULT_QUERIES, listed_steps=(DEFAULT_QUERIES,), in_all=(DEFAULT_QUERIES,),
+    count_in_name=False,
 ))

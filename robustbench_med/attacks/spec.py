@@ -85,6 +85,7 @@ class AttackSpec:
     adaptive: bool = False  # built for randomized models (EOT)
     random_start: bool = False  # starts at a random point of the ball (except under ``code``)
     eot_iter: int = 1  # gradient samples per step against randomized models
+    count_in_name: bool = True  # pgd-10 names its steps; square names its queries only if not default
     threat: str = "Linf"
 
     @property
@@ -94,7 +95,12 @@ class AttackSpec:
     def listed_names(self) -> list[str]:
         if not self.iterative:
             return [self.name]
-        return [f"{self.name}-{k}" for k in self.listed_steps]
+        return [self.name_for(k) for k in self.listed_steps]
+
+    def name_for(self, steps: int | None) -> str:
+        if steps is None or (not self.count_in_name and steps == self.default_steps):
+            return self.name
+        return f"{self.name}-{steps}"
 
     def settings(self, preset: str, eps: float | None, steps: int | None) -> AttackSettings:
         """The settings under ``preset`` (``eps`` None: the preset's eps)."""
@@ -121,7 +127,7 @@ class AttackRequest:
 
     @property
     def name(self) -> str:
-        return self.spec.name if self.steps is None else f"{self.spec.name}-{self.steps}"
+        return self.spec.name_for(self.steps)
 
     def presets_for(self, wanted: list[str]) -> list[str]:
         """The requested presets this attack distinguishes (at least one)."""
@@ -129,6 +135,9 @@ class AttackRequest:
         return chosen or [self.spec.presets[0]]
 
 
+# The order of ``--attacks all``: white-box first (as the paper's table), then black-box.
+ALL_ORDER = ("pgd", "bim", "mim", "eot-pgd", "autoattack", "autoattack-rand", "square",
+             "square-surrogate", "aa-surrogate")
 _NAME = re.compile(r"^(?P<family>[a-z][a-z0-9-]*?)-(?P<k>\d+)$")
 
 
@@ -166,8 +175,9 @@ def parse_attacks(text: str, *, randomized: bool = False) -> list[AttackRequest]
         if not part:
             continue
         if part.lower() == "all":
-            for entry in ATTACKS:
-                spec = entry.obj
+            specs = sorted((e.obj for e in ATTACKS), key=lambda sp: (
+                ALL_ORDER.index(sp.name) if sp.name in ALL_ORDER else len(ALL_ORDER), sp.name))
+            for spec in specs:
                 if spec.adaptive and not randomized:
                     continue
                 requests.extend(AttackRequest(spec, k) for k in spec.in_all)

@@ -22,26 +22,35 @@ from pathlib import Path
 import numpy as np
 import torch
 from rich.console import Console
+from rich.markup import escape
 from torch import nn
 
 from robustbench_med.attacks.eps import format_eps
-from robustbench_med.attacks.spec import AttackContext, AttackRequest, AttackSettings, parse_attacks
+from robustbench_med.attacks.spec import (
+    AttackContext,
+    AttackRequest,
+    AttackSettings,
+    parse_attack,
+    parse_attacks,
+)
 from robustbench_med.data.loading import load_dataset
 from robustbench_med.data.spec import LoadedDataset
 from robustbench_med.device import resolve_device
 from robustbench_med.errors import MedrobustError
 from robustbench_med.evaluation.batching import map_batches
+from robustbench_med.evaluation.masking import LARGE_EPS, CheckResult, run_checks
 from robustbench_med.evaluation.metrics import auc, bootstrap_ci
 from robustbench_med.evaluation.scoring import detect_randomness, probabilities, refuse_training_mode
 from robustbench_med.models.classifier import TaskView
 from robustbench_med.models.zoo import Checkpoint, Zoo
-from robustbench_med.store import DEFAULT_RESULTS_DIR, STORE_NAME, ResultKey, ResultStore
+from robustbench_med.store import DEFAULT_RESULTS_DIR, STORE_NAME, ResultKey, ResultStore, unpack_flags
 from robustbench_med.versions import code_version, library_versions
 from robustbench_med.workflow import ModelRequest, obtain_model
 
 EOT_ITER = 20
 CLEAN_TOLERANCE = 0.02  # a deterministic model must reproduce its recorded clean accuracy
 SURROGATE = "resnet101"
+PROBE = ("pgd-20", "standard", LARGE_EPS)  # the large-eps probe behind the masking checks
 
 
 @dataclass
@@ -62,6 +71,8 @@ class RunConfig:
     draws: int = 10
     seed: int = 0
     progress: bool = True
+    surrogate: str = SURROGATE
+    checks: bool = True
 
 
 @dataclass
@@ -77,6 +88,7 @@ class CellResult:
     wall_s: float
     cached: bool
     notes: str = ""
+    flags: np.ndarray | None = field(default=None, repr=False)
 
 
 @dataclass
@@ -135,12 +147,15 @@ class GridRunner:
 
     def surrogate(self, data: LoadedDataset) -> nn.Module:
         """The paper's black-box surrogate: a ResNet101 trained on the same data (cached)."""
+        if data.info.modalities != 1:
+            raise MedrobustError("transfer attacks need a single dataset (a surrogate is trained on "
+                                 f"one dataset), got the pair {data.info.dataset}")
         if self._surrogate is None:
-            request = dataclasses.replace(self.cfg.request, model=SURROGATE, defense=None,
+            request = dataclasses.replace(self.cfg.request, model=self.cfg.surrogate, defense=None,
                                           model_options={}, defense_options={})
             request = dataclasses.replace(request, train=dataclasses.replace(
                 request.train, adversarial=False))
-            self.console.print(f"[dim]surrogate for transfer attacks: {SURROGATE}[/]")
+            self.console.print(f"[dim]surrogate for transfer attacks: {self.cfg.surrogate}[/]")
             self._surrogate = obtain_model(request, data, self.zoo, self.device, self.console,
                                            progress=self.cfg.progress).model.eval()
         return self._surrogate
@@ -164,7 +179,8 @@ class GridRunner:
             view = TaskView(model, task_index).eval()
             y = data.test.y if data.test.y.ndim == 1 else data.test.y[:, task_index]
             task_name = task.name if data.info.modalities == 1 else f"{data.info.dataset}:{task.name}"
-            report.cells += self._task_cells(view, data, ckpt, task_name, y, requests, randomized)
+            report.cells += self._task_cells(view, data, ckpt, task_name, task.n_classes, y,
+                                             requests, randomized)
         return report
 
     def _key(self, ckpt: Checkpoint, task: str, attack: str, preset: str, eps: float,
@@ -176,7 +192,7 @@ class GridRunner:
                          checkpoint_sha=ckpt.sha256, code_version=code_version())
 
     def _task_cells(self, view: nn.Module, data: LoadedDataset, ckpt: Checkpoint, task: str,
-                    y: torch.Tensor, requests: list[AttackRequest],
+                    n_classes: int, y: torch.Tensor, requests: list[AttackRequest],
                     randomized: bool) -> list[CellResult]:
         cfg = self.cfg
         x = data.test.x
@@ -193,16 +209,62 @@ class GridRunner:
             clean_key, clean_flags, n_attacked=0, wall_s=time.perf_counter() - started,
             settings={"draws": draws}, auc_value=auc(probs.numpy(), y.numpy()))]
         attacked = torch.from_numpy(np.flatnonzero(clean_flags))
-        eps_values: tuple[float | None, ...] = cfg.eps or (None,)
         for request in requests:
             for preset in request.presets_for(list(cfg.presets)):
-                for eps in eps_values:
-                    for protocol in protocols_for(request, randomized):
-                        settings = cell_settings(request, preset, eps, protocol)
-                        key = self._key(ckpt, task, request.name, preset, settings.eps, protocol, n)
-                        cells.append(self._attack_cell(key, view, data, x, y, attacked, request,
-                                                       settings, randomized, draws))
+                for protocol in protocols_for(request, randomized):
+                    cells += self._eps_series(view, data, ckpt, task, x, y, attacked, request,
+                                              preset, protocol, randomized, draws)
+        if cfg.checks:
+            probe = parse_attack(PROBE[0])
+            for protocol in protocols_for(probe, randomized)[-1:]:
+                cells += self._eps_series(view, data, ckpt, task, x, y, attacked, probe, PROBE[1],
+                                          protocol, randomized, draws, eps_values=(PROBE[2],))
+            self._run_checks(ckpt, task, n, n_classes, randomized)
         return cells
+
+    def _attack_name(self, request: AttackRequest) -> str:
+        """The stored name; a non-default surrogate is part of it, so cells never mix."""
+        if request.spec.box == "transfer" and self.cfg.surrogate != SURROGATE:
+            return f"{request.name}[{self.cfg.surrogate}]"
+        return request.name
+
+    def _eps_series(self, view: nn.Module, data: LoadedDataset, ckpt: Checkpoint, task: str,
+                    x: torch.Tensor, y: torch.Tensor, attacked: torch.Tensor,
+                    request: AttackRequest, preset: str, protocol: str, randomized: bool,
+                    draws: int, eps_values: tuple[float, ...] | None = None) -> list[CellResult]:
+        """One attack over eps ascending. The balls are nested, so for a deterministic model a
+        point broken at a smaller eps stays broken: only the survivors are attacked again."""
+        cells = []
+        eps_list = sorted(eps_values or self.cfg.eps or (request.spec.settings(preset, None, None).eps,))
+        targets, previous = attacked, None
+        for eps in eps_list:
+            settings = cell_settings(request, preset, eps, protocol)
+            nested = not randomized and previous is not None
+            if nested:
+                settings = dataclasses.replace(settings, extra={**settings.extra, "nested_from": previous})
+            key = self._key(ckpt, task, self._attack_name(request), preset, settings.eps, protocol,
+                            len(x))
+            cell, flags = self._attack_cell(key, view, data, x, y, targets, request, settings,
+                                            randomized, draws)
+            cells.append(cell)
+            if not randomized:
+                targets, previous = torch.from_numpy(np.flatnonzero(flags)), settings.eps
+        return cells
+
+    def _run_checks(self, ckpt: Checkpoint, task: str, n: int, n_classes: int,
+                    randomized: bool) -> list[CheckResult]:
+        """Gradient-masking checks over every stored row of this checkpoint on this task."""
+        key = self._key(ckpt, task, "clean", "-", 0.0, "-", n).as_dict()
+        filters = {k: key[k] for k in ("model", "defense", "dataset", "task", "seed", "subset",
+                                       "checkpoint_sha", "code_version")}
+        results = run_checks(self.store.frame(**filters), n_classes=n_classes, randomized=randomized)
+        for result in results:
+            self.store.put_check({**filters, "protocol": "all"}, result.name, result.status,
+                                 result.detail)
+            colour = {"pass": "green", "fail": "red"}.get(result.status, "dim")
+            self.console.print(f"  [{colour}]check {result.name}: {result.status}[/] "
+                               f"[dim]({escape(result.detail)})[/]")
+        return results
 
     def _check_recorded_accuracy(self, ckpt: Checkpoint, flags: np.ndarray, randomized: bool) -> None:
         """Catch a normalisation or data mismatch before attacking (RobustBench #105)."""
@@ -217,11 +279,13 @@ class GridRunner:
 
     def _attack_cell(self, key: ResultKey, view: nn.Module, data: LoadedDataset, x: torch.Tensor,
                      y: torch.Tensor, attacked: torch.Tensor, request: AttackRequest,
-                     settings: AttackSettings, randomized: bool, draws: int) -> CellResult:
+                     settings: AttackSettings, randomized: bool,
+                     draws: int) -> tuple[CellResult, np.ndarray]:
         label = f"{key.attack} ({key.preset}, eps {format_eps(key.eps)}, {key.protocol})"
         cached = self._stored(key, label)
         if cached is not None:
-            return cached
+            assert cached.flags is not None
+            return cached, cached.flags
         torch.manual_seed(self.cfg.seed)
         ctx = AttackContext(device=self.device, n_classes=int(probs_classes(view, x, self.device)),
                             seed=self.cfg.seed, randomized=randomized,
@@ -244,8 +308,9 @@ class GridRunner:
         wall = time.perf_counter() - started
         record = settings.as_record() | {"draws": draws, "library": request.spec.library,
                                          "box": request.spec.box}
-        return self._store_cell(key, flags, n_attacked=len(attacked), wall_s=wall,
+        cell = self._store_cell(key, flags, n_attacked=len(attacked), wall_s=wall,
                                 settings=record, notes="; ".join(ctx.notes), label=label)
+        return cell, flags
 
     def _stored(self, key: ResultKey, label: str) -> CellResult | None:
         """The stored result of a finished cell, or None when it still has to run."""
@@ -254,7 +319,8 @@ class GridRunner:
             return None
         self.console.print(f"  {label}: {row['accuracy']:.2%} (stored, not recomputed)", markup=False)
         return CellResult(key, row["accuracy"], row["ci_low"], row["ci_high"], row["n"],
-                          row["n_attacked"], row["wall_s"], True, row["notes"] or "")
+                          row["n_attacked"], row["wall_s"], True, row["notes"] or "",
+                          unpack_flags(row["flags"], row["n"]))
 
     def _store_cell(self, key: ResultKey, flags: np.ndarray, *, n_attacked: int, wall_s: float,
                     settings: dict, notes: str = "", auc_value: float | None = None,

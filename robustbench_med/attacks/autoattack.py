@@ -1,0 +1,77 @@
+"""AutoAttack through pyautoattack, with the substitutions that few-class tasks need.
+
+AutoAttack's DLR loss needs >= 3 classes and its targeted DLR >= 4 (AutoAttack
+#70, ART #2399); medical tasks are often binary. The plan below keeps
+AutoAttack's own attacks and only drops or swaps what cannot run, and every
+row records what was substituted:
+
+- >= 4 classes: the standard suite (APGD-CE, APGD-T, FAB-T, Square), with at
+  most n_classes - 1 target classes;
+- 3 classes: APGD-T -> untargeted APGD-DLR; FAB-T with 2 targets;
+- 2 classes: APGD-T dropped (no DLR); FAB-T with the 1 other class.
+
+``version="rand"`` is AutoAttack's suite for randomized defenses (APGD-CE and
+APGD-DLR with EOT over 20 draws; APGD-CE only for binary tasks).
+"""
+
+from __future__ import annotations
+
+import logging
+
+import torch
+from pyautoattack import AutoAttack
+from torch import nn
+
+from robustbench_med.attacks.spec import AttackContext, AttackFn, AttackSettings
+
+STANDARD = ["apgd-ce", "apgd-t", "fab-t", "square"]
+RAND_EOT_ITER = 20
+logging.getLogger("auto-attack").setLevel(logging.ERROR)
+
+
+def autoattack_plan(n_classes: int, version: str) -> tuple[list[str], int, list[str]]:
+    """(attacks to run, number of target classes, substitution notes) for a task."""
+    targets = min(9, n_classes - 1)
+    if version == "rand":
+        if n_classes >= 3:
+            return ["apgd-ce", "apgd-dlr"], targets, []
+        return ["apgd-ce"], targets, ["autoattack-rand: apgd-dlr dropped (DLR needs >= 3 classes)"]
+    if n_classes >= 4:
+        return list(STANDARD), targets, []
+    if n_classes == 3:
+        return (["apgd-ce", "apgd-dlr", "fab-t", "square"], targets,
+                ["autoattack: apgd-t replaced by untargeted apgd-dlr (targeted DLR needs >= 4 classes); "
+                 "fab-t with 2 targets"])
+    return (["apgd-ce", "fab-t", "square"], targets,
+            ["autoattack: apgd-t dropped (DLR needs >= 3 classes, binary task); fab-t with 1 target"])
+
+
+class AutoAttackFn:
+    """Callable (x, y) -> x_adv running pyautoattack's suite on one batch."""
+
+    def __init__(self, model: nn.Module, eps: float, n_classes: int, version: str,
+                 device: torch.device, seed: int, notes: list[str]) -> None:
+        attacks, targets, plan_notes = autoattack_plan(n_classes, version)
+        notes.extend(n for n in plan_notes if n not in notes)
+        self.attacks = attacks
+        self.adversary = AutoAttack(model, attacks=attacks, device=device, eps=eps, norm="Linf",
+                                    seed=seed, version="custom")
+        self.adversary.verbose = False
+        self.adversary.apgd.n_restarts = 1
+        self.adversary.apgd_targeted.n_target_classes = targets
+        self.adversary.fab.n_target_classes = targets
+        self.adversary.fab.n_restarts = 1
+        self.adversary.square.n_queries = 5000
+        if version == "rand":
+            self.adversary.apgd.eot_iter = RAND_EOT_ITER
+
+    def __call__(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        x_adv, _ = self.adversary.run_standard_evaluation(x, y, batch_size=len(x))
+        return x_adv.detach()
+
+
+def build_autoattack(version: str):
+    def build(model: nn.Module, settings: AttackSettings, ctx: AttackContext) -> AttackFn:
+        return AutoAttackFn(model, settings.eps, ctx.n_classes, version, ctx.device, ctx.seed,
+                            ctx.notes)
+    return build
