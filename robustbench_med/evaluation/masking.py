@@ -99,7 +99,7 @@ def check_eps_monotone(rows: pd.DataFrame) -> CheckResult:
                              f"{_pct(min(acc[:i]))} at a smaller eps")
                 break
     # The large-eps probe must also beat every white-box attack run at a smaller eps.
-    for protocol, group in independent.groupby("protocol"):
+    for _protocol, group in independent.groupby("protocol"):
         for _, probe in group[group["eps"] >= LARGE_EPS - 1e-9].iterrows():
             smaller = group[group["eps"] < probe["eps"]]
             if smaller.empty:
