@@ -49,6 +49,10 @@ AdvEps = Annotated[str, typer.Option(help="Adversarial-training eps (4/255 or 0.
 AdvSteps = Annotated[int, typer.Option(help="Adversarial-training PGD steps.")]
 AdvStep = Annotated[str, typer.Option(help="Adversarial-training PGD step size.")]
 Quiet = Annotated[bool, typer.Option("--quiet", help="No progress bars.")]
+Surrogate = Annotated[str, typer.Option(help="Surrogate model of the transfer attacks (paper: resnet101).")]
+Checks = Annotated[bool, typer.Option("--checks/--no-checks", help="Run the large-eps probe and the gradient-masking checks.")]
+AttackBatch = Annotated[int, typer.Option(help="Batch size for attacks (halves on GPU OOM).")]
+Draws = Annotated[int, typer.Option(help="Fresh draws scoring a randomized model.")]
 
 DEFAULT_RESULTS = Path("medrobust-results")
 
@@ -206,17 +210,14 @@ def run(model: Model = None, dataset: Dataset = None, defense: Defense = None,
         recipe: Recipe = "paper", augment: Augment = True, n_train: NTrain = None,
         n_val: NVal = None, n_test: NTest = None, seed: Seed = 0, data_root: DataRoot = None,
         download: Download = False, results_dir: ResultsDir = DEFAULT_RESULTS, device: Device = None,
-        attack_batch_size: Annotated[int, typer.Option(help="Batch size for attacks (halves on GPU OOM).")] = 128,
-        draws: Annotated[int, typer.Option(help="Fresh draws scoring a randomized model.")] = 10,
+        attack_batch_size: AttackBatch = 128, draws: Draws = 10,
         model_option: Options = None, defense_option: DefenseOptions = None,
         adversarial: Adversarial = False, adv_eps: AdvEps = "4/255", adv_steps: AdvSteps = 10,
-        adv_step: AdvStep = "1/255", quiet: Quiet = False) -> None:
+        adv_step: AdvStep = "1/255", surrogate: Surrogate = "resnet101", checks: Checks = True,
+        quiet: Quiet = False) -> None:
     """Attack a model (training it first if the zoo has none) and store one row per cell."""
     from robustbench_med.attacks.eps import parse_eps_list
-    from robustbench_med.evaluation.runner import RunConfig, benchmark
     from robustbench_med.models.zoo import load_checkpoint
-    from robustbench_med.report.leaderboard import write_leaderboard
-    from robustbench_med.store import ResultStore
 
     if checkpoint is not None:
         loaded = load_checkpoint(checkpoint)
@@ -228,18 +229,36 @@ def run(model: Model = None, dataset: Dataset = None, defense: Defense = None,
                             n_val=n_val, seed=seed, model_option=model_option,
                             defense_option=defense_option, adversarial=adversarial,
                             adv_eps=adv_eps, adv_steps=adv_steps, adv_step=adv_step)
+    _run_and_report(request, attacks=attacks, presets=preset, eps=tuple(parse_eps_list(eps)) if eps else (),
+                    n_test=n_test, data_root=data_root, download=download, results_dir=results_dir,
+                    checkpoint=checkpoint, device=device, attack_batch_size=attack_batch_size,
+                    draws=draws, seed=seed, quiet=quiet, surrogate=surrogate, checks=checks)
+
+
+def _run_and_report(request: Any, *, attacks: str, presets: str, eps: tuple[float, ...],
+                    n_test: int | None, data_root: Path | None, download: bool, results_dir: Path,
+                    checkpoint: Path | None, device: str | None, attack_batch_size: int, draws: int,
+                    seed: int, quiet: bool, surrogate: str, checks: bool) -> Any:
+    """Run one model's grid, print its table, and refresh the leaderboard files of the store."""
+    from robustbench_med.evaluation.runner import RunConfig, benchmark
+    from robustbench_med.registry import MODELS
+    from robustbench_med.report.leaderboard import write_leaderboard
+    from robustbench_med.store import ResultStore
+
     if draws < 1:
         raise BadInputError(f"--draws must be at least 1, got {draws}")
+    if attack_batch_size < 1:
+        raise BadInputError(f"--attack-batch-size must be at least 1, got {attack_batch_size}")
     cfg = RunConfig(request=request, attacks=attacks,
-                    presets=tuple(p.strip() for p in preset.split(",") if p.strip()),
-                    eps=tuple(parse_eps_list(eps)) if eps else (), n_test=n_test,
-                    data_root=data_root, download=download, results_dir=results_dir,
-                    checkpoint=checkpoint, device=device, batch_size=attack_batch_size,
-                    draws=draws, seed=seed, progress=not quiet)
+                    presets=tuple(p.strip() for p in presets.split(",") if p.strip()), eps=eps,
+                    n_test=n_test, data_root=data_root, download=download, results_dir=results_dir,
+                    checkpoint=checkpoint, device=device, batch_size=attack_batch_size, draws=draws,
+                    seed=seed, progress=not quiet, surrogate=MODELS.resolve(surrogate), checks=checks)
     report = benchmark(cfg, err)
     out.print(_cells_table(report))
     paths = write_leaderboard(ResultStore(report.store_path), results_dir)
     out.print(f"store {report.store_path}\nleaderboard {paths[1]}")
+    return report
 
 
 def _cells_table(report: Any) -> Table:
@@ -262,13 +281,62 @@ def _cells_table(report: Any) -> Table:
     return table
 
 
+# -- sweep -------------------------------------------------------------------------
+@app.command()
+def sweep(model: Annotated[str, typer.Option("--model", "-m", help="Model, or a comma-separated list (one line each).")],
+          dataset: Dataset = None,
+          attack: Annotated[str, typer.Option(help="The attack swept over eps (paper Fig. 6: pgd-100).")] = "pgd-100",
+          eps: Annotated[str, typer.Option(help="Range start:stop:count or a list (paper: 0.01:0.1:10).")] = "0.01:0.1:10",
+          preset: Annotated[str, typer.Option(help="Preset of the swept attack: paper, standard or code.")] = "paper",
+          defense: Annotated[str | None, typer.Option(help="Defense, or a comma-separated list; 'none' for the plain model.")] = None,
+          image_size: ImageSize = 128, epochs: Epochs = 200, batch_size: BatchSize = 32,
+          recipe: Recipe = "paper", augment: Augment = True, n_train: NTrain = None,
+          n_val: NVal = None, n_test: NTest = None, seed: Seed = 0, data_root: DataRoot = None,
+          download: Download = False, results_dir: ResultsDir = DEFAULT_RESULTS, device: Device = None,
+          attack_batch_size: AttackBatch = 128, draws: Draws = 10,
+          adversarial: Adversarial = False, adv_eps: AdvEps = "4/255", adv_steps: AdvSteps = 10,
+          adv_step: AdvStep = "1/255", checks: Checks = True, quiet: Quiet = False) -> None:
+    """Accuracy against eps for one attack (eps ascending; survivors only), stored and plotted."""
+    from robustbench_med.attacks.eps import parse_eps_list
+    from robustbench_med.attacks.spec import parse_attack
+    from robustbench_med.report.leaderboard import long_frame
+    from robustbench_med.report.plots import plot_sweep
+    from robustbench_med.store import ResultStore
+
+    eps_values = tuple(parse_eps_list(eps))
+    request_attack = parse_attack(attack)
+    defenses = [d.strip() for d in (defense or "none").split(",") if d.strip()]
+    reports = []
+    for model_name in [m.strip() for m in model.split(",") if m.strip()]:
+        for defense_name in defenses:
+            request = model_request(model_name, dataset, defense=None if defense_name == "none" else defense_name,
+                                    image_size=image_size, epochs=epochs, batch_size=batch_size,
+                                    recipe=recipe, augment=augment, n_train=n_train, n_val=n_val,
+                                    seed=seed, model_option=None, defense_option=None,
+                                    adversarial=adversarial, adv_eps=adv_eps, adv_steps=adv_steps,
+                                    adv_step=adv_step)
+            reports.append(_run_and_report(
+                request, attacks=request_attack.name, presets=preset, eps=eps_values, n_test=n_test,
+                data_root=data_root, download=download, results_dir=results_dir, checkpoint=None,
+                device=device, attack_batch_size=attack_batch_size, draws=draws, seed=seed,
+                quiet=quiet, surrogate="resnet101", checks=checks))
+    frame = long_frame(ResultStore(reports[0].store_path))
+    shas = {r.checkpoint.sha256 for r in reports}
+    frame = frame[frame["checkpoint_sha"].isin(shas) & frame["eps"].round(10).isin(
+        [round(e, 10) for e in eps_values])]
+    for task in sorted({c.key.task for r in reports for c in r.cells}):
+        for path in plot_sweep(frame, task, request_attack.name, preset, results_dir / "plots"):
+            out.print(f"plot {path}")
+
+
 # -- leaderboard -------------------------------------------------------------------
 @leaderboard_app.command("show")
 def leaderboard_show(results_dir: ResultsDir = DEFAULT_RESULTS) -> None:
     """Print the leaderboard of a results store."""
     from robustbench_med.report.leaderboard import long_frame, wide_frame
 
-    frame = wide_frame(long_frame(_open_store(results_dir)))
+    store = _open_store(results_dir)
+    frame = wide_frame(long_frame(store), checks=store.checks_frame())
     if frame.empty:
         raise MedrobustError(f"the store in {results_dir} has no results yet (run medrobust run first)")
     table = Table(title=f"leaderboard ({results_dir}), accuracy % at eps 4/255")
@@ -283,13 +351,16 @@ def leaderboard_show(results_dir: ResultsDir = DEFAULT_RESULTS) -> None:
 def leaderboard_publish(results_dir: ResultsDir = DEFAULT_RESULTS,
                         out_dir: Annotated[Path, typer.Option("--out", help="Where the tables go.")] = Path("leaderboards"),
                         stem: Annotated[str, typer.Option(help="File name stem of the tables.")] = "leaderboard") -> None:
-    """Write the leaderboard tables (CSV, wide CSV, Markdown) of a results store."""
-    from robustbench_med.report.leaderboard import write_leaderboard
+    """Write the leaderboard tables (CSV, wide CSV, Markdown, checks) and sweep plots of a store."""
+    from robustbench_med.report.leaderboard import long_frame, write_leaderboard
+    from robustbench_med.report.plots import plot_all_sweeps
 
     store = _open_store(results_dir)
     if store.count() == 0:
         raise MedrobustError(f"the store in {results_dir} has no results yet (run medrobust run first)")
     for path in write_leaderboard(store, out_dir, stem):
+        out.print(f"wrote {path}")
+    for path in plot_all_sweeps(long_frame(store), out_dir / "plots"):
         out.print(f"wrote {path}")
 
 

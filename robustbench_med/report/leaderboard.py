@@ -33,7 +33,23 @@ def _cell_text(row: pd.Series) -> str:
     return f"{row['accuracy_pct']:.1f} [{row['ci_low_pct']:.1f}, {row['ci_high_pct']:.1f}]"
 
 
-def wide_frame(df: pd.DataFrame, eps: float = PAPER_EPS, with_ci: bool = False) -> pd.DataFrame:
+def masking_verdicts(checks: pd.DataFrame) -> pd.DataFrame:
+    """One line per evaluated model: the failed gradient-masking checks, or 'ok'."""
+    if checks.empty:
+        return pd.DataFrame(columns=[*GROUP, "masking"])
+    checks = checks.assign(defense=checks["defense"].replace("", "none"))
+
+    def verdict(group: pd.DataFrame) -> str:
+        failed = group.loc[group["status"] == "fail", "check_name"].tolist()
+        ran = int((group["status"] != "n/a").sum())
+        return f"FAIL: {', '.join(failed)}" if failed else f"ok ({ran} checks)"
+
+    rows = [(*key, verdict(group)) for key, group in checks.groupby(GROUP)]
+    return pd.DataFrame(rows, columns=[*GROUP, "masking"])
+
+
+def wide_frame(df: pd.DataFrame, eps: float = PAPER_EPS, with_ci: bool = False,
+               checks: pd.DataFrame | None = None) -> pd.DataFrame:
     """Attacks as columns at one eps; the clean accuracy joined onto every preset/protocol line."""
     if df.empty:
         return df
@@ -50,23 +66,29 @@ def wide_frame(df: pd.DataFrame, eps: float = PAPER_EPS, with_ci: bool = False) 
     wide = wide.reindex(columns=order).reset_index()
     wide.columns.name = None
     merged = clean.merge(wide, on=GROUP, how="right")
+    if checks is not None:
+        merged = merged.merge(masking_verdicts(checks), on=GROUP, how="left")
+        merged["masking"] = merged["masking"].fillna("not run")
     front = ["model", "defense", "dataset", "task", "preset", "protocol", "n", "clean",
-             "clean_auc"]
+             "clean_auc"] + (["masking"] if checks is not None else [])
     rest = [c for c in merged.columns if c not in front]
     return merged[front + rest].sort_values(["dataset", "task", "model", "defense", "preset",
                                             "protocol"])
 
 
 def write_leaderboard(store: ResultStore, out_dir: str | Path, stem: str = "leaderboard") -> list[Path]:
-    """Write ``<stem>.csv`` (long), ``<stem>_wide.csv`` and ``<stem>.md``; return their paths."""
+    """Write ``<stem>.csv`` (long), ``<stem>_wide.csv``, ``<stem>.md`` and ``<stem>_checks.csv``."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     df = long_frame(store)
-    paths = [out / f"{stem}.csv", out / f"{stem}_wide.csv", out / f"{stem}.md"]
+    checks = store.checks_frame()
+    paths = [out / f"{stem}.csv", out / f"{stem}_wide.csv", out / f"{stem}.md",
+             out / f"{stem}_checks.csv"]
     df.to_csv(paths[0], index=False)
-    wide = wide_frame(df)
+    wide = wide_frame(df, checks=checks)
     wide.to_csv(paths[1], index=False)
-    table = wide_frame(df, with_ci=True)
+    checks.to_csv(paths[3], index=False)
+    table = wide_frame(df, with_ci=True, checks=checks)
     if not table.empty:
         table = table.assign(checkpoint_sha=table["checkpoint_sha"].str[:12])
     paths[2].write_text(table.to_markdown(index=False) + "\n" if not table.empty else "(no results)\n")
