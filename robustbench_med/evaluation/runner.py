@@ -50,6 +50,7 @@ from robustbench_med.workflow import ModelRequest, obtain_model
 EOT_ITER = 20
 CLEAN_TOLERANCE = 0.02  # a deterministic model must reproduce its recorded clean accuracy
 SURROGATE = "resnet101"
+SURROGATE_SEED_OFFSET = 1000  # a surrogate never shares the target's seed (same arch = same weights)
 PROBE = ("pgd-20", "standard", LARGE_EPS)  # the large-eps probe behind the masking checks
 
 
@@ -154,7 +155,7 @@ class GridRunner:
             request = dataclasses.replace(self.cfg.request, model=self.cfg.surrogate, defense=None,
                                           model_options={}, defense_options={})
             request = dataclasses.replace(request, train=dataclasses.replace(
-                request.train, adversarial=False))
+                request.train, adversarial=False, seed=request.train.seed + SURROGATE_SEED_OFFSET))
             self.console.print(f"[dim]surrogate for transfer attacks: {self.cfg.surrogate}[/]")
             self._surrogate = obtain_model(request, data, self.zoo, self.device, self.console,
                                            progress=self.cfg.progress).model.eval()

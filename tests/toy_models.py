@@ -1,0 +1,51 @@
+"""Small models built to trip (or pass) the gradient-masking checks, on top of a real ResNet18."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from robustbench_med.data.spec import DataInfo
+from robustbench_med.models.backbones import resnet
+from robustbench_med.registry import MODELS
+
+
+class InputQuantiser(nn.Module):
+    """floor(x * levels) / levels: piecewise constant, so its gradient is zero almost everywhere."""
+
+    def __init__(self, levels: int = 4) -> None:
+        super().__init__()
+        self.levels = levels
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.floor(x * self.levels) / self.levels + 0.5 / self.levels
+
+
+class GaussianInputNoise(nn.Module):
+    """Fresh N(0, sigma^2) noise on every pass: single-draw gradients are noisy, EOT averages them."""
+
+    randomized = True
+
+    def __init__(self, sigma: float) -> None:
+        super().__init__()
+        self.sigma = sigma
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.sigma * torch.randn_like(x)
+
+
+def quantised_resnet18(info: DataInfo) -> nn.Module:
+    model = resnet(18)(info)
+    model.net = nn.Sequential(InputQuantiser(), model.net)
+    return model
+
+
+def noisy_resnet18(info: DataInfo, sigma: float = 0.05) -> nn.Module:
+    model = resnet(18)(info)
+    model.net = nn.Sequential(GaussianInputNoise(sigma), model.net)
+    return model
+
+
+def register() -> None:
+    MODELS.add("test-quantised-resnet18", quantised_resnet18, origin="tests")
+    MODELS.add("test-noisy-resnet18", noisy_resnet18, origin="tests")
