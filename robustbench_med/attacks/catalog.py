@@ -10,6 +10,7 @@ from robustbench_med.attacks.spec import AttackContext, AttackFn, AttackSettings
 from robustbench_med.attacks.square import DEFAULT_QUERIES, build_square
 from robustbench_med.attacks.transfer import build_aa_surrogate, build_square_surrogate
 from robustbench_med.registry import ATTACKS
+from robustbench_med.training import multitask_loss
 
 PAPER_STEPS = (10, 20, 50, 100)
 
@@ -20,8 +21,13 @@ def _iterative(decay: float):
         return IterativeLinf(model, eps=settings.eps, alpha=settings.alpha, steps=settings.steps,
                              random_start=settings.random_start, decay=decay,
                              eot_iter=settings.eot_iter if ctx.randomized else 1,
-                             early_stop=not ctx.randomized)
+                             early_stop=not ctx.randomized,
+                             loss_fn=multitask_loss if ctx.joint else None)
     return build
+
+
+# Our own loop: it can attack a multi-task model jointly (ctx.joint), as the paper's code does.
+JOINT_CAPABLE = ("pgd", "bim", "mim", "eot-pgd")
 
 
 def register(spec: AttackSpec) -> AttackSpec:

@@ -11,9 +11,16 @@ every point and average nothing; the benchmark needs two things they lack:
 
 With early stop off and ``eot_iter=1`` the update rule is exactly
 torchattacks' (the tests compare the two, and against ART's PGD).
+
+``loss_fn`` replaces the cross-entropy, e.g. the sum of the task losses of a
+multi-task model whose packed inputs are all perturbed jointly (the official
+MAIL code's attack); early stop is then off, as no single label decides.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -26,11 +33,13 @@ class IterativeLinf(Attack):
 
     def __init__(self, model: nn.Module, eps: float, alpha: float, steps: int,
                  random_start: bool = False, decay: float = 0.0, eot_iter: int = 1,
-                 early_stop: bool = True) -> None:
+                 early_stop: bool = True,
+                 loss_fn: Callable[[Any, torch.Tensor], torch.Tensor] | None = None) -> None:
         super().__init__("IterativeLinf", model)
         self.eps, self.alpha, self.steps = eps, alpha, steps
         self.random_start, self.decay = random_start, decay
-        self.eot_iter, self.early_stop = max(1, eot_iter), early_stop
+        self.loss_fn = loss_fn or F.cross_entropy
+        self.eot_iter, self.early_stop = max(1, eot_iter), early_stop and loss_fn is None
         self.forward_backward_passes = 0  # counted for the cost benchmark
 
     def _gradient(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -43,10 +52,10 @@ class IterativeLinf(Attack):
                 resample()
             x_req = x.detach().requires_grad_(True)
             logits = self.get_logits(x_req)
-            loss = F.cross_entropy(logits, y)
+            loss = self.loss_fn(logits, y)
             grad += torch.autograd.grad(loss, x_req)[0]
             self.forward_backward_passes += len(x)
-        return grad, logits.detach()
+        return grad, logits if isinstance(logits, torch.Tensor) else torch.empty(0)
 
     def forward(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         x0 = images.clone().detach().to(self.device)
@@ -62,6 +71,7 @@ class IterativeLinf(Attack):
             if len(active) == 0:
                 break
             grad, logits = self._gradient(adv[active], y[active])
+            logits = logits.detach()
             if self.early_stop:
                 fooled = logits.argmax(1) != y[active]
                 if fooled.any():

@@ -64,6 +64,7 @@ class AttackContext:
     n_classes: int
     seed: int = 0
     randomized: bool = False
+    joint: bool = False  # multi-task model: perturb all inputs with the sum of task losses
     surrogate: Callable[[], nn.Module] | None = None
     notes: list[str] = field(default_factory=list)
 

@@ -25,6 +25,7 @@ from rich.console import Console
 from rich.markup import escape
 from torch import nn
 
+from robustbench_med.attacks.catalog import JOINT_CAPABLE
 from robustbench_med.attacks.eps import format_eps
 from robustbench_med.attacks.spec import (
     AttackContext,
@@ -288,16 +289,21 @@ class GridRunner:
             assert cached.flags is not None
             return cached, cached.flags
         torch.manual_seed(self.cfg.seed)
+        # A paired model is attacked as its official code does: every input at once, with the
+        # sum of the task losses (our loop); library attacks see one task's logits.
+        joint = data.info.modalities > 1 and request.spec.name in JOINT_CAPABLE
+        target = view.model if joint else view
+        labels = data.test.y if joint else y
         ctx = AttackContext(device=self.device, n_classes=int(probs_classes(view, x, self.device)),
-                            seed=self.cfg.seed, randomized=randomized,
+                            seed=self.cfg.seed, randomized=randomized, joint=joint,
                             surrogate=lambda: self.surrogate(data))
         started = time.perf_counter()
-        refuse_training_mode(view)
-        attack = request.spec.build(view, settings, ctx)
-        x_att, y_att = x[attacked], y[attacked]
+        refuse_training_mode(target)
+        attack = request.spec.build(target, settings, ctx)
+        x_att, y_att, label_att = x[attacked], y[attacked], labels[attacked]
 
         def run(part: slice) -> torch.Tensor:
-            return attack(x_att[part].to(self.device), y_att[part].to(self.device)).detach()
+            return attack(x_att[part].to(self.device), label_att[part].to(self.device)).detach()
 
         x_adv = map_batches(run, len(attacked), self.cfg.batch_size) if len(attacked) else x_att
         check_threat_model(x_adv, x_att, settings.eps, key.attack)
@@ -309,6 +315,9 @@ class GridRunner:
         wall = time.perf_counter() - started
         record = settings.as_record() | {"draws": draws, "library": request.spec.library,
                                          "box": request.spec.box}
+        if data.info.modalities > 1:
+            record["perturbation"] = ("joint: all inputs, sum of task losses" if joint
+                                      else "all inputs, this task's loss")
         cell = self._store_cell(key, flags, n_attacked=len(attacked), wall_s=wall,
                                 settings=record, notes="; ".join(ctx.notes), label=label)
         return cell, flags
