@@ -37,6 +37,14 @@ CODE_STEP = 1 / 255
 AttackFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
+def check_preset(preset: str) -> None:
+    """A clear error for a preset name that does not exist."""
+    if preset not in PRESETS:
+        near = nearest(preset, list(PRESETS))
+        raise BadInputError(f"unknown preset '{preset}'" + (f"; did you mean '{near}'?" if near
+                            else "") + f" (allowed: {', '.join(PRESETS)})")
+
+
 @dataclass(frozen=True)
 class AttackSettings:
     """The resolved numbers an attack runs with; stored with its row."""
@@ -105,10 +113,7 @@ class AttackSpec:
 
     def settings(self, preset: str, eps: float | None, steps: int | None) -> AttackSettings:
         """The settings under ``preset`` (``eps`` None: the preset's eps)."""
-        if preset not in PRESETS:
-            near = nearest(preset, list(PRESETS))
-            raise BadInputError(f"unknown preset '{preset}'" + (f"; did you mean '{near}'?" if near
-                                else "") + f" (allowed: {', '.join(PRESETS)})")
+        check_preset(preset)
         eps = PAPER_EPS if eps is None else eps
         k = steps if steps is not None else self.default_steps
         if k is None:

@@ -31,6 +31,7 @@ from robustbench_med.attacks.spec import (
     AttackContext,
     AttackRequest,
     AttackSettings,
+    check_preset,
     parse_attack,
     parse_attacks,
 )
@@ -101,6 +102,24 @@ class RunReport:
     randomized: bool = False
 
 
+@dataclass
+class TaskContext:
+    """One task of one trained model: what every cell of its grid needs."""
+
+    view: nn.Module
+    data: LoadedDataset
+    ckpt: Checkpoint
+    task: str
+    n_classes: int
+    y: torch.Tensor
+    randomized: bool
+    draws: int
+
+    @property
+    def x(self) -> torch.Tensor:
+        return self.data.test.x
+
+
 def protocols_for(request: AttackRequest, randomized: bool) -> list[str]:
     spec = request.spec
     if not randomized:
@@ -165,9 +184,9 @@ class GridRunner:
     # -- the grid ----------------------------------------------------------
     def run(self) -> RunReport:
         cfg = self.cfg
-        parse_attacks(cfg.attacks)  # fail on a bad name before any data or training
+        parse_attacks(cfg.attacks)  # fail on a bad name or preset before any data or training
         for preset in cfg.presets:
-            parse_attacks("pgd-10")[0].spec.settings(preset, None, None)
+            check_preset(preset)
         data, ckpt = self.load()
         model = ckpt.model.to(self.device).eval()
         randomized = bool(getattr(model, "randomized", False))
@@ -181,8 +200,10 @@ class GridRunner:
             view = TaskView(model, task_index).eval()
             y = data.test.y if data.test.y.ndim == 1 else data.test.y[:, task_index]
             task_name = task.name if data.info.modalities == 1 else f"{data.info.dataset}:{task.name}"
-            report.cells += self._task_cells(view, data, ckpt, task_name, task.n_classes, y,
-                                             requests, randomized)
+            tc = TaskContext(view=view, data=data, ckpt=ckpt, task=task_name,
+                             n_classes=task.n_classes, y=y, randomized=randomized,
+                             draws=cfg.draws if randomized else 1)
+            report.cells += self._task_cells(tc, requests)
         return report
 
     def _key(self, ckpt: Checkpoint, task: str, attack: str, preset: str, eps: float,
@@ -193,35 +214,30 @@ class GridRunner:
                          seed=int(c.train.get("seed", 0)), subset=subset_label(self.cfg.n_test, n),
                          checkpoint_sha=ckpt.sha256, code_version=code_version())
 
-    def _task_cells(self, view: nn.Module, data: LoadedDataset, ckpt: Checkpoint, task: str,
-                    n_classes: int, y: torch.Tensor, requests: list[AttackRequest],
-                    randomized: bool) -> list[CellResult]:
+    def _task_cells(self, tc: TaskContext, requests: list[AttackRequest]) -> list[CellResult]:
         cfg = self.cfg
-        x = data.test.x
-        n = len(x)
-        draws = cfg.draws if randomized else 1
+        n = len(tc.x)
         torch.manual_seed(cfg.seed)
         started = time.perf_counter()
-        probs = probabilities(view, x, self.device, draws=draws, batch_size=cfg.batch_size)
-        clean_flags = (probs.argmax(1) == y).numpy()
-        self._check_recorded_accuracy(ckpt, clean_flags, randomized)
-        clean_key = self._key(ckpt, task, "clean", "-", 0.0,
-                              "randomized" if randomized else "deterministic", n)
+        probs = probabilities(tc.view, tc.x, self.device, draws=tc.draws, batch_size=cfg.batch_size)
+        clean_flags = (probs.argmax(1) == tc.y).numpy()
+        self._check_recorded_accuracy(tc.ckpt, clean_flags, tc.randomized)
+        clean_key = self._key(tc.ckpt, tc.task, "clean", "-", 0.0,
+                              "randomized" if tc.randomized else "deterministic", n)
         cells = [self._stored(clean_key, "clean") or self._store_cell(
             clean_key, clean_flags, n_attacked=0, wall_s=time.perf_counter() - started,
-            settings={"draws": draws}, auc_value=auc(probs.numpy(), y.numpy()))]
+            settings={"draws": tc.draws}, auc_value=auc(probs.numpy(), tc.y.numpy()))]
         attacked = torch.from_numpy(np.flatnonzero(clean_flags))
         for request in requests:
             for preset in request.presets_for(list(cfg.presets)):
-                for protocol in protocols_for(request, randomized):
-                    cells += self._eps_series(view, data, ckpt, task, x, y, attacked, request,
-                                              preset, protocol, randomized, draws)
+                for protocol in protocols_for(request, tc.randomized):
+                    cells += self._eps_series(tc, attacked, request, preset, protocol)
         if cfg.checks:
             probe = parse_attack(PROBE[0])
-            for protocol in protocols_for(probe, randomized)[-1:]:
-                cells += self._eps_series(view, data, ckpt, task, x, y, attacked, probe, PROBE[1],
-                                          protocol, randomized, draws, eps_values=(PROBE[2],))
-            self._run_checks(ckpt, task, n, n_classes, randomized)
+            for protocol in protocols_for(probe, tc.randomized)[-1:]:
+                cells += self._eps_series(tc, attacked, probe, PROBE[1], protocol,
+                                          eps_values=(PROBE[2],))
+            self._run_checks(tc, n)
         return cells
 
     def _attack_name(self, request: AttackRequest) -> str:
@@ -230,10 +246,9 @@ class GridRunner:
             return f"{request.name}[{self.cfg.surrogate}]"
         return request.name
 
-    def _eps_series(self, view: nn.Module, data: LoadedDataset, ckpt: Checkpoint, task: str,
-                    x: torch.Tensor, y: torch.Tensor, attacked: torch.Tensor,
-                    request: AttackRequest, preset: str, protocol: str, randomized: bool,
-                    draws: int, eps_values: tuple[float, ...] | None = None) -> list[CellResult]:
+    def _eps_series(self, tc: TaskContext, attacked: torch.Tensor, request: AttackRequest,
+                    preset: str, protocol: str,
+                    eps_values: tuple[float, ...] | None = None) -> list[CellResult]:
         """One attack over eps ascending. The balls are nested, so for a deterministic model a
         point broken at a smaller eps stays broken: only the survivors are attacked again."""
         cells = []
@@ -241,25 +256,23 @@ class GridRunner:
         targets, previous = attacked, None
         for eps in eps_list:
             settings = cell_settings(request, preset, eps, protocol)
-            nested = not randomized and previous is not None
-            if nested:
+            if not tc.randomized and previous is not None:
                 settings = dataclasses.replace(settings, extra={**settings.extra, "nested_from": previous})
-            key = self._key(ckpt, task, self._attack_name(request), preset, settings.eps, protocol,
-                            len(x))
-            cell, flags = self._attack_cell(key, view, data, x, y, targets, request, settings,
-                                            randomized, draws)
+            key = self._key(tc.ckpt, tc.task, self._attack_name(request), preset, settings.eps,
+                            protocol, len(tc.x))
+            cell, flags = self._attack_cell(tc, key, targets, request, settings)
             cells.append(cell)
-            if not randomized:
+            if not tc.randomized:
                 targets, previous = torch.from_numpy(np.flatnonzero(flags)), settings.eps
         return cells
 
-    def _run_checks(self, ckpt: Checkpoint, task: str, n: int, n_classes: int,
-                    randomized: bool) -> list[CheckResult]:
+    def _run_checks(self, tc: TaskContext, n: int) -> list[CheckResult]:
         """Gradient-masking checks over every stored row of this checkpoint on this task."""
-        key = self._key(ckpt, task, "clean", "-", 0.0, "-", n).as_dict()
+        key = self._key(tc.ckpt, tc.task, "clean", "-", 0.0, "-", n).as_dict()
         filters = {k: key[k] for k in ("model", "defense", "dataset", "task", "seed", "subset",
                                        "checkpoint_sha", "code_version")}
-        results = run_checks(self.store.frame(**filters), n_classes=n_classes, randomized=randomized)
+        results = run_checks(self.store.frame(**filters), n_classes=tc.n_classes,
+                             randomized=tc.randomized)
         for result in results:
             self.store.put_check({**filters, "protocol": "all"}, result.name, result.status,
                                  result.detail)
@@ -279,10 +292,8 @@ class GridRunner:
                 f"checkpoint {ckpt.path}: the data or the normalisation does not match its training"
             )
 
-    def _attack_cell(self, key: ResultKey, view: nn.Module, data: LoadedDataset, x: torch.Tensor,
-                     y: torch.Tensor, attacked: torch.Tensor, request: AttackRequest,
-                     settings: AttackSettings, randomized: bool,
-                     draws: int) -> tuple[CellResult, np.ndarray]:
+    def _attack_cell(self, tc: TaskContext, key: ResultKey, attacked: torch.Tensor,
+                     request: AttackRequest, settings: AttackSettings) -> tuple[CellResult, np.ndarray]:
         label = f"{key.attack} ({key.preset}, eps {format_eps(key.eps)}, {key.protocol})"
         cached = self._stored(key, label)
         if cached is not None:
@@ -291,31 +302,32 @@ class GridRunner:
         torch.manual_seed(self.cfg.seed)
         # A paired model is attacked as its official code does: every input at once, with the
         # sum of the task losses (our loop); library attacks see one task's logits.
-        joint = data.info.modalities > 1 and request.spec.name in JOINT_CAPABLE
-        target = view.model if joint else view
-        labels = data.test.y if joint else y
-        ctx = AttackContext(device=self.device, n_classes=int(probs_classes(view, x, self.device)),
-                            seed=self.cfg.seed, randomized=randomized, joint=joint,
-                            surrogate=lambda: self.surrogate(data))
+        paired = tc.data.info.modalities > 1
+        joint = paired and request.spec.name in JOINT_CAPABLE
+        target = tc.view.model if joint else tc.view
+        labels = tc.data.test.y if joint else tc.y
+        ctx = AttackContext(device=self.device, n_classes=tc.n_classes, seed=self.cfg.seed,
+                            randomized=tc.randomized, joint=joint,
+                            surrogate=lambda: self.surrogate(tc.data))
         started = time.perf_counter()
         refuse_training_mode(target)
         attack = request.spec.build(target, settings, ctx)
-        x_att, y_att, label_att = x[attacked], y[attacked], labels[attacked]
+        x_att, y_att, label_att = tc.x[attacked], tc.y[attacked], labels[attacked]
 
         def run(part: slice) -> torch.Tensor:
             return attack(x_att[part].to(self.device), label_att[part].to(self.device)).detach()
 
         x_adv = map_batches(run, len(attacked), self.cfg.batch_size) if len(attacked) else x_att
         check_threat_model(x_adv, x_att, settings.eps, key.attack)
-        flags = np.zeros(len(x), dtype=bool)
+        flags = np.zeros(len(tc.x), dtype=bool)
         if len(attacked):
-            preds = probabilities(view, x_adv, self.device, draws=draws,
+            preds = probabilities(tc.view, x_adv, self.device, draws=tc.draws,
                                   batch_size=self.cfg.batch_size).argmax(1)
             flags[attacked.numpy()] = (preds == y_att).numpy()
         wall = time.perf_counter() - started
-        record = settings.as_record() | {"draws": draws, "library": request.spec.library,
+        record = settings.as_record() | {"draws": tc.draws, "library": request.spec.library,
                                          "box": request.spec.box}
-        if data.info.modalities > 1:
+        if paired:
             record["perturbation"] = ("joint: all inputs, sum of task losses" if joint
                                       else "all inputs, this task's loss")
         cell = self._store_cell(key, flags, n_attacked=len(attacked), wall_s=wall,
@@ -346,11 +358,6 @@ class GridRunner:
                            f"{f', AUC {auc_value:.3f}' if auc_value is not None else ''}, "
                            f"{wall_s:.1f} s)", markup=False)
         return CellResult(key, accuracy, lo, hi, len(flags), n_attacked, wall_s, False, notes)
-
-
-@torch.no_grad()
-def probs_classes(view: nn.Module, x: torch.Tensor, device: torch.device) -> int:
-    return int(view(x[:1].to(device)).shape[1])
 
 
 def check_threat_model(x_adv: torch.Tensor, x: torch.Tensor, eps: float, attack: str) -> None:
