@@ -62,7 +62,7 @@ register(AttackSpec(
     description="Square Attack (Andriushchenko et al. 2020): random square updates, margin loss",
     cost="up to K forward passes per point (K = queries, default 5000)", presets=("standard",),
     default_steps=DEFAULT_QUERIES, listed_steps=(DEFAULT_QUERIES,), in_all=(DEFAULT_QUERIES,),
-    count_in_name=False,
+    count_in_name=False, uses_step=False,
 ))
 register(AttackSpec(
     name="autoattack", build=build_autoattack("standard"), box="white-box", library="pyautoattack",
@@ -87,5 +87,5 @@ register(AttackSpec(
     description="the paper's black-box Square: crafted on a ResNet101 surrogate, transferred",
     cost="Square on the surrogate + 1 forward on the target", presets=("standard",),
     default_steps=DEFAULT_QUERIES, listed_steps=(DEFAULT_QUERIES,), in_all=(DEFAULT_QUERIES,),
-    count_in_name=False,
+    count_in_name=False, uses_step=False,
 ))

@@ -95,6 +95,7 @@ class AttackSpec:
     random_start: bool = False  # starts at a random point of the ball (except under ``code``)
     eot_iter: int = 1  # gradient samples per step against randomized models
     count_in_name: bool = True  # pgd-10 names its steps; square names its queries only if not default
+    uses_step: bool = True  # a gradient step size (PGD); False: K counts queries (Square)
     threat: str = "Linf"
 
     @property
@@ -116,8 +117,8 @@ class AttackSpec:
         check_preset(preset)
         eps = PAPER_EPS if eps is None else eps
         k = steps if steps is not None else self.default_steps
-        if k is None:
-            return AttackSettings(eps=eps, preset=preset, eot_iter=self.eot_iter)
+        if k is None or not self.uses_step:
+            return AttackSettings(eps=eps, preset=preset, steps=k, eot_iter=self.eot_iter)
         alpha = {"paper": PAPER_STEP, "code": CODE_STEP}.get(preset, 2.5 * eps / k)
         return AttackSettings(eps=eps, preset=preset, steps=k, alpha=alpha,
                               random_start=self.random_start and preset != "code",

@@ -226,7 +226,8 @@ class GridRunner:
                               "randomized" if tc.randomized else "deterministic", n)
         cells = [self._stored(clean_key, "clean") or self._store_cell(
             clean_key, clean_flags, n_attacked=0, wall_s=time.perf_counter() - started,
-            settings={"draws": tc.draws}, auc_value=auc(probs.numpy(), tc.y.numpy()))]
+            settings={"draws": tc.draws, "train": training_budget(tc.ckpt)},
+            auc_value=auc(probs.numpy(), tc.y.numpy()))]
         attacked = torch.from_numpy(np.flatnonzero(clean_flags))
         for request in requests:
             for preset in request.presets_for(list(cfg.presets)):
@@ -358,6 +359,16 @@ class GridRunner:
                            f"{f', AUC {auc_value:.3f}' if auc_value is not None else ''}, "
                            f"{wall_s:.1f} s)", markup=False)
         return CellResult(key, accuracy, lo, hi, len(flags), n_attacked, wall_s, False, notes)
+
+
+def training_budget(ckpt: Checkpoint) -> dict:
+    """How the evaluated model was trained, recorded with its clean row."""
+    train, data = ckpt.config.train, ckpt.config.data
+    return {"epochs": train.get("epochs"), "recipe": train.get("recipe"),
+            "batch_size": train.get("batch_size"), "image_size": ckpt.config.image_size,
+            "augment": data.get("augment"), "n_train": data.get("n_train"),
+            "adversarial": train.get("adversarial", False),
+            "best_epoch": ckpt.metrics.get("best_epoch"), "device": ckpt.metrics.get("device")}
 
 
 def check_threat_model(x_adv: torch.Tensor, x: torch.Tensor, eps: float, attack: str) -> None:

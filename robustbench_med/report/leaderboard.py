@@ -8,11 +8,13 @@ and the sweep plots.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pandas as pd
 
 from robustbench_med.attacks.spec import PAPER_EPS
+from robustbench_med.report.clean_table import clean_frame
 from robustbench_med.store import ResultStore
 
 GROUP = ["model", "defense", "dataset", "task", "seed", "subset", "checkpoint_sha", "code_version"]
@@ -61,9 +63,20 @@ def wide_frame(df: pd.DataFrame, eps: float = PAPER_EPS, with_ci: bool = False,
     if attacks.empty:
         return clean.assign(preset="-", protocol="-")
     order = list(dict.fromkeys(attacks["attack"]))
-    wide = attacks.pivot_table(index=[*GROUP, "preset", "protocol"], columns="attack",
-                               values=value, aggfunc="last")
-    wide = wide.reindex(columns=order).reset_index()
+    # Attacks with no step (AutoAttack, Square, transfer) run once, whatever the preset: they are
+    # shown on every preset line of their model rather than on the 'standard' line only.
+    stepless = attacks["settings"].fillna("{}").map(lambda s: json.loads(s).get("alpha") is None)
+    stepped, free = attacks[~stepless], attacks[stepless]
+    index = [*GROUP, "protocol"]
+    wide = stepped.pivot_table(index=[*index, "preset"], columns="attack", values=value,
+                               aggfunc="last").reset_index() if not stepped.empty else None
+    if not free.empty:
+        free_wide = free.pivot_table(index=index, columns="attack", values=value,
+                                     aggfunc="last").reset_index()
+        wide = free_wide.assign(preset="standard") if wide is None else wide.merge(
+            free_wide, on=index, how="outer")
+        wide["preset"] = wide["preset"].fillna("standard")
+    wide = wide.reindex(columns=[*index, "preset", *order])
     wide.columns.name = None
     merged = clean.merge(wide, on=GROUP, how="right")
     if checks is not None:
@@ -77,13 +90,14 @@ def wide_frame(df: pd.DataFrame, eps: float = PAPER_EPS, with_ci: bool = False,
 
 
 def write_leaderboard(store: ResultStore, out_dir: str | Path, stem: str = "leaderboard") -> list[Path]:
-    """Write ``<stem>.csv`` (long), ``<stem>_wide.csv``, ``<stem>.md`` and ``<stem>_checks.csv``."""
+    """Write ``<stem>.csv`` (long), ``<stem>_wide.csv``, ``<stem>.md``, ``<stem>_checks.csv`` and
+    ``<stem>_clean.md`` (clean ACC/AUC with the training budget and the paper's claims)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     df = long_frame(store)
     checks = store.checks_frame()
     paths = [out / f"{stem}.csv", out / f"{stem}_wide.csv", out / f"{stem}.md",
-             out / f"{stem}_checks.csv"]
+             out / f"{stem}_checks.csv", out / f"{stem}_clean.md"]
     df.to_csv(paths[0], index=False)
     wide = wide_frame(df, checks=checks)
     wide.to_csv(paths[1], index=False)
@@ -91,5 +105,8 @@ def write_leaderboard(store: ResultStore, out_dir: str | Path, stem: str = "lead
     table = wide_frame(df, with_ci=True, checks=checks)
     if not table.empty:
         table = table.assign(checkpoint_sha=table["checkpoint_sha"].str[:12])
+    table = table.fillna("")
     paths[2].write_text(table.to_markdown(index=False) + "\n" if not table.empty else "(no results)\n")
+    clean = clean_frame(df)
+    paths[4].write_text(clean.to_markdown(index=False) + "\n" if not clean.empty else "(no results)\n")
     return paths
