@@ -281,6 +281,60 @@ def _cells_table(report: Any) -> Table:
     return table
 
 
+# -- info --------------------------------------------------------------------------
+MULTIMODAL_FAMILIES = ("mail", "robust_mail")
+
+
+@app.command()
+def info(model: Annotated[str, typer.Argument(help="Registered model name (medrobust list models).")],
+         dataset: Annotated[str | None, typer.Option("--dataset", "-d", help="Take channels and classes from this dataset (or pair d12+d14).")] = None,
+         classes: Annotated[str | None, typer.Option(help="Classes per modality, e.g. 5,7 (default: the paper's configuration).")] = None,
+         channels: Annotated[int, typer.Option(help="Input channels (default 3, as the paper).")] = 3,
+         image_size: ImageSize = 128, model_option: Options = None) -> None:
+    """Parameters and GFLOPs of a model at an input size (default: the paper's configuration)."""
+    from robustbench_med.data.loading import dataset_spec
+    from robustbench_med.data.spec import DataInfo, TaskInfo
+    from robustbench_med.models.profile import profile
+    from robustbench_med.registry import MODELS
+    from robustbench_med.report.paper_claims import SIZES
+
+    name = MODELS.resolve(model)
+    multimodal = MODELS.entry(name).meta.get("family") in MULTIMODAL_FAMILIES
+    if dataset is not None:
+        specs = [dataset_spec(part) for part in dataset.split("+")]
+        tasks = tuple(TaskInfo(s.id, s.n_classes or 0) for s in specs)
+        channels = max(s.channels for s in specs)
+        setting = f"{dataset} ({channels} channels)"
+    else:
+        default = "5,7" if multimodal else "2"  # the official code: SIPaKMeD (5) + HAM10000 (7)
+        try:
+            counts = [int(c) for c in (classes or default).split(",")]
+        except ValueError:
+            raise BadInputError(f"malformed --classes '{classes}' (expected integers, e.g. 5,7)") from None
+        if any(c < 2 for c in counts):
+            raise BadInputError(f"--classes needs at least 2 classes per task, got {classes}")
+        tasks = tuple(TaskInfo(f"task{i + 1}", c) for i, c in enumerate(counts))
+        setting = ("the paper's configuration: m = 2 modalities, heads 5 and 7 (SIPaKMeD + "
+                   "HAM10000, as the official code)" if classes is None and multimodal
+                   else f"classes {','.join(map(str, counts))}")
+    data_info = DataInfo(dataset="info", channels=channels, image_size=image_size, tasks=tasks,
+                         mean=tuple((0.5,) * channels for _ in tasks),
+                         std=tuple((0.25,) * channels for _ in tasks))
+    facts = profile(name, data_info, **parse_options(model_option, "--model-option"))
+    table = Table(title=f"{name} at {image_size}x{image_size}x{channels}; {setting}")
+    table.add_column("measure")
+    table.add_column("ours", justify="right")
+    table.add_column("paper", justify="right")
+    claim = SIZES.get(name)
+    table.add_row("parameters (M)", f"{facts['params'] / 1e6:.3f}", f"{claim[0]:.1f}" if claim else "")
+    table.add_row("  with BN statistics (M, as Keras counts)", f"{facts['params_with_bn_stats'] / 1e6:.3f}", "")
+    table.add_row("GFLOPs (1 multiply-add = 2 FLOPs)", f"{facts['gflops']:.3f}", f"{claim[1]:.2f}" if claim else "")
+    table.add_row("GMACs", f"{facts['gmacs']:.3f}", "")
+    table.add_row("other buffers (normalisation, DCT, random filters)", str(facts["buffers_other"]), "")
+    out.print(table)
+    out.print(f"[dim]counted: {facts['flop_convention']}[/]")
+
+
 # -- sweep -------------------------------------------------------------------------
 @app.command()
 def sweep(model: Annotated[str, typer.Option("--model", "-m", help="Model, or a comma-separated list (one line each).")],
