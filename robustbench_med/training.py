@@ -79,10 +79,12 @@ class TrainConfig:
         if self.batch_size < 1:
             raise BadInputError(f"--batch-size must be at least 1, got {self.batch_size}")
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self, keep_adversarial: bool = False) -> dict[str, Any]:
+        """The settings that determine the weights; the PGD settings only when something uses
+        them (``--adversarial``, or a defense whose recipe trains adversarially)."""
         out = asdict(self)
         out["recipe_settings"] = asdict(RECIPES[self.recipe])
-        if not self.adversarial:
+        if not (self.adversarial or keep_adversarial):
             for key in ("adv_eps", "adv_step", "adv_steps"):
                 out.pop(key)
         return out

@@ -40,11 +40,15 @@ class ModelRequest:
     def config(self) -> ModelConfig:
         from robustbench_med.registry import DEFENSES, MODELS
 
+        defense = DEFENSES.resolve(self.defense) if self.defense else None
+        # A defense's own recipe may train adversarially with the PGD settings: they are then
+        # part of the checkpoint's identity even without --adversarial.
+        has_recipe = defense is not None and getattr(DEFENSES.get(defense), "strategy", None) is not None
         return ModelConfig(
             model=MODELS.resolve(self.model), dataset=self.dataset, image_size=self.image_size,
-            defense=DEFENSES.resolve(self.defense) if self.defense else None,
+            defense=defense,
             model_options=dict(self.model_options), defense_options=dict(self.defense_options),
-            train=self.train.to_dict(),
+            train=self.train.to_dict(keep_adversarial=has_recipe),
             data={"augment": self.augment, "n_train": self.n_train, "n_val": self.n_val},
         )
 

@@ -78,3 +78,13 @@ def test_bad_training_settings_are_refused():
         TrainConfig(recipe="fast")
     with pytest.raises(BadInputError, match="--epochs"):
         TrainConfig(epochs=0)
+
+
+def test_checkpoint_identity_includes_the_attack_a_defense_trains_with():
+    from robustbench_med.workflow import ModelRequest
+
+    def key(eps: float, defense: str | None) -> str:
+        return ModelRequest("resnet18", "d12", 28, TrainConfig(adv_eps=eps), defense=defense).config().key
+
+    assert key(4 / 255, "pni") != key(8 / 255, "pni")  # PNI's recipe trains with PGD at adv_eps
+    assert key(4 / 255, None) == key(8 / 255, None)  # standard training never uses it

@@ -1,0 +1,84 @@
+"""One MAIL-RN18 training step over one ResNet18 training step, measured in one run.
+
+A step is forward + backward + SGD update on the same random batch, both
+models single-modality (m = 1) so they see the same input; the project's
+torchvision ResNet18 comes from the registry. Each side is warmed up, then
+the median of several interleaved repeats is taken. Target: ratio <= 1.5.
+
+Threads default to 1: on a CPU shared with other processes, OpenMP threads
+that wait at every operator's barrier for a descheduled sibling dominate the
+time, and MAIL, with ~5x more (smaller) operators than ResNet18, pays that
+far more often -- two threads on a busy 2-core machine measured 4.6x, one
+thread 1.38x. ``--threads 0`` keeps torch's default (use it on a dedicated
+machine).
+
+Usage: python benchmarks/mail_step_ratio.py [--image-size 128] [--batch 16] [--repeats 5]
+       [--model mail_rn18] [--baseline resnet18] [--threads 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from robustbench_med.data.spec import DataInfo, TaskInfo
+from robustbench_med.models import build_model
+
+
+def step_fn(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> Callable[[], None]:
+    optimizer = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
+    model.train()
+
+    def step() -> None:
+        optimizer.zero_grad(set_to_none=True)
+        F.cross_entropy(model(x), y).backward()
+        optimizer.step()
+
+    return step
+
+
+def timed(fn: Callable[[], None]) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--image-size", type=int, default=128)
+    parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--model", default="mail_rn18")
+    parser.add_argument("--baseline", default="resnet18")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (0: torch's default)")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    info = DataInfo("bench", 3, args.image_size, (TaskInfo("bench", 2),), ((0.5,) * 3,), ((0.25,) * 3,))
+    torch.manual_seed(0)
+    x = torch.rand(args.batch, 3, args.image_size, args.image_size)
+    y = torch.randint(0, 2, (args.batch,))
+    steps = {name: step_fn(build_model(name, info, seed=0), x, y) for name in (args.model, args.baseline)}
+    for step in steps.values():  # warm-up: allocator, oneDNN primitives
+        step()
+        step()
+    times: dict[str, list[float]] = {name: [] for name in steps}
+    for _ in range(args.repeats):  # interleaved, so load changes hit both sides alike
+        for name, step in steps.items():
+            times[name].append(timed(step))
+    medians = {name: statistics.median(ts) for name, ts in times.items()}
+    for name, median in medians.items():
+        print(f"{name:>12}: {median * 1000:8.1f} ms/step (median of {args.repeats})")
+    ratio = medians[args.model] / medians[args.baseline]
+    print(f"ratio {args.model}/{args.baseline} = {ratio:.2f} (target <= 1.5), "
+          f"batch {args.batch}, {args.image_size}x{args.image_size}, threads {torch.get_num_threads()}")
+
+
+if __name__ == "__main__":
+    main()

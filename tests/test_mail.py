@@ -1,0 +1,269 @@
+"""MAIL on real MedMNIST slices: shapes for m = 1..3, ablation switches, gradients, learning, attack.
+
+Data: PneumoniaMNIST (d12), RetinaMNIST (d13) and BreastMNIST (d14) at 28 px,
+from the session's data root (tests/conftest.py).
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torchvision.models.resnet import BasicBlock
+
+from robustbench_med.attacks.iterative import IterativeLinf
+from robustbench_med.data import load_dataset
+from robustbench_med.data.spec import DataInfo, TaskInfo
+from robustbench_med.errors import BadInputError
+from robustbench_med.models import build_model
+from robustbench_med.models.mail.ca import ChannelAttention
+from robustbench_med.models.mail.emcam import EMCAM
+from robustbench_med.models.mail.emsca import EMSCA
+from robustbench_med.models.mail.erla import ERLA
+from robustbench_med.models.mail.fastconv import depthwise, pointwise
+from robustbench_med.models.mail.mfifa import MFIFA
+from robustbench_med.models.mail.msgdc import MSGDC, PointwiseOnly
+from robustbench_med.models.profile import profile
+from robustbench_med.training import evaluate_split
+
+SIZE = 28
+N_TRAIN = 600
+N_TEST = 160
+PAIRS = {1: "d12", 2: "d12+d14", 3: "d12+d13+d14"}
+
+
+@pytest.fixture(scope="module")
+def datasets(data_root):
+    return {m: load_dataset(name, data_root=data_root, image_size=SIZE, n_train=64, n_val=16, n_test=16)
+            for m, name in PAIRS.items()}
+
+
+def params(model: torch.nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def instances(model: torch.nn.Module, kind: type) -> list[torch.nn.Module]:
+    return [m for m in model.modules() if isinstance(m, kind)]
+
+
+@pytest.mark.parametrize("m", [1, 2, 3])
+def test_output_shapes_for_one_two_and_three_modalities(datasets, m):
+    data = datasets[m]
+    model = build_model("mail_rn18", data.info, seed=0).eval()
+    x = data.test.x[:4]
+    with torch.no_grad():
+        out = model(x)
+    if m == 1:
+        assert x.shape == (4, 1, SIZE, SIZE) and out.shape == (4, 2)
+        return
+    assert x.shape[1] == m and isinstance(out, tuple) and len(out) == m
+    assert [o.shape for o in out] == [(4, task.n_classes) for task in data.info.tasks]
+    assert len(model.net.branches) == m and len(model.net.emcams) == 4
+    assert model.net.emcams[0].theta_m.shape == (m, 64)
+
+
+@pytest.mark.parametrize("name", ["mail_rn50", "mail_mnv2"])
+def test_other_bodies_take_paired_input(datasets, name):
+    data = datasets[2]
+    model = build_model(name, data.info, seed=0).eval()
+    with torch.no_grad():
+        out = model(data.test.x[:2])
+    assert [o.shape for o in out] == [(2, 2), (2, 2)]
+    assert len(instances(model, ERLA)) == (32 if name == "mail_rn50" else 8)
+
+
+def test_wrong_input_shape_is_refused(datasets):
+    model = build_model("mail_rn18", datasets[2].info, seed=0)
+    with pytest.raises(ValueError, match=r"\(B, 2, C, H, W\)"):
+        model(datasets[1].test.x[:2])
+
+
+# name, modules that must be gone, the sign of the parameter change (ResNet basic blocks
+# are larger than ERLA blocks, as in the paper's Table 4: 23.4 M without ERLA)
+ABLATIONS = [
+    ("mail_rn18-no-erla", [ERLA], +1),
+    ("mail_rn18-plain", [ERLA, EMCAM], +1),
+    ("mail_rn18-no-mfifa", [MFIFA], -1),
+    ("mail_rn18-no-emsca", [EMSCA], -1),
+    ("mail_rn18-emila-no-ca", [ChannelAttention], -1),
+    ("mail_rn18-emsca-no-msgdc", [], -1),
+    ("mail_rn18-mfifa-no-co", [], -1),
+    ("mail_rn18-mfifa-no-df", [], -1),
+    ("mail_rn18-emila-no-msgdc", [], -1),
+]
+
+
+@pytest.mark.parametrize(("name", "gone", "change"), ABLATIONS)
+def test_each_ablation_removes_what_it_names(datasets, name, gone, change):
+    info = datasets[2].info
+    base = build_model("mail_rn18", info, seed=0)
+    variant = build_model(name, info, seed=0)
+    for kind in gone:
+        assert instances(base, kind) and not instances(variant, kind), kind.__name__
+    assert (params(variant) - params(base)) * change > 0
+    if name.endswith("no-erla") or name.endswith("plain"):
+        assert len(instances(variant, BasicBlock)) == 8 * 2
+    with torch.no_grad():
+        out = variant.eval()(datasets[2].test.x[:2])
+    assert [o.shape for o in out] == [(2, 2), (2, 2)]
+
+
+def test_component_ablations_drop_exactly_their_parts(datasets):
+    info = datasets[2].info
+    m, stages = 2, 4
+    base = build_model("mail_rn18", info, seed=0)
+    no_co = build_model("mail_rn18-mfifa-no-co", info, seed=0)
+    no_df = build_model("mail_rn18-mfifa-no-df", info, seed=0)
+    assert params(base) - params(no_co) == 3 * m * stages  # alpha, phi, gamma per modality
+    assert params(base) - params(no_df) == 2 * m * stages  # phi, gamma
+    assert all(not hasattr(f, "alpha") for f in instances(no_co, MFIFA))
+    assert all(hasattr(f, "alpha") and not hasattr(f, "phi") for f in instances(no_df, MFIFA))
+    no_msgdc = build_model("mail_rn18-emsca-no-msgdc", info, seed=0)
+    assert all(e.msgdc is None for e in instances(no_msgdc, EMSCA))
+    emila_plain = build_model("mail_rn18-emila-no-msgdc", info, seed=0)
+    assert len(instances(emila_plain, MSGDC)) == stages  # only EMSCA's remain
+    assert len(instances(emila_plain, PointwiseOnly)) == 2 * 8 * m  # two EMILAs in each of 8 ERLAs
+
+
+def test_cross_modal_interaction_switch(datasets):
+    x = datasets[2].test.x[:2].transpose(0, 1)[..., :8, :8].expand(2, 2, 64, 8, 8).contiguous()
+    other = x.clone()
+    other[1] = torch.rand_like(other[1])
+    torch.manual_seed(0)
+    with_cmi = EMSCA(64, 2)
+    without = EMSCA(64, 2, cross_modal=False)
+    without.load_state_dict(with_cmi.state_dict())
+    with torch.no_grad():
+        assert not torch.allclose(with_cmi.contexts(x)[0], with_cmi.contexts(other)[0])
+        assert torch.equal(without.contexts(x)[0], without.contexts(other)[0])
+        assert not torch.allclose(with_cmi.contexts(x)[0], without.contexts(x)[0])
+
+
+def test_cascaded_fusion_is_another_function_of_the_same_weights(datasets):
+    info = datasets[2].info
+    parallel = build_model("mail_rn18", info, seed=0).eval()
+    cascaded = build_model("mail_rn18-cascaded", info, seed=0).eval()
+    cascaded.load_state_dict(parallel.state_dict())
+    assert all(e.fusion == "cascaded" for e in instances(cascaded, EMCAM))
+    x = datasets[2].test.x[:4]
+    with torch.no_grad():
+        assert not torch.allclose(parallel(x)[0], cascaded(x)[0])
+
+
+def test_gradients_reach_every_learnable_scalar(datasets):
+    data = datasets[2]
+    model = build_model("mail_rn18", data.info, seed=0).train()
+    F.cross_entropy(model(data.train.x[:8])[0], data.train.y[:8, 0]).backward()
+    names = ("theta", "theta_f", "theta_m", "alpha", "phi", "gamma")
+    scalars = [(n, p) for n, p in model.named_parameters() if n.rsplit(".", 1)[-1] in names]
+    assert {n.rsplit(".", 1)[-1] for n, _ in scalars} == set(names)
+    assert len(scalars) == 16 * 2 * 1 + 4 * 6  # a CA theta per EMILA; six per EMCAM
+    for name, p in scalars:
+        assert p.grad is not None and p.grad.abs().sum() > 0, name
+    mfifa = model.net.emcams[0].mfifa
+    assert mfifa.alpha.shape == mfifa.phi.shape == mfifa.gamma.shape == (2,)  # per modality
+
+
+def test_dropout_follows_the_mode_and_mail_is_deterministic_at_inference(datasets):
+    model = build_model("mail_rn18", datasets[2].info, seed=0).eval()
+    x = datasets[2].test.x[:4]
+    with torch.no_grad():
+        assert torch.equal(model(x)[0], model(x)[0])
+    assert model.randomized is False
+    coded = build_model("mail_rn18", datasets[2].info, seed=0, model_options={"always_on_dropout": True})
+    assert coded.randomized is True
+
+
+def test_same_seed_same_model(datasets):
+    a = build_model("mail_rn18", datasets[2].info, seed=5)
+    b = build_model("mail_rn18", datasets[2].info, seed=5)
+    assert all(torch.equal(p, q) for p, q in zip(a.state_dict().values(), b.state_dict().values(),
+                                                 strict=True))
+
+
+def test_options_are_validated(datasets):
+    info = datasets[2].info
+    with pytest.raises(BadInputError, match="no option"):
+        build_model("mail_rn18", info, model_options={"widht": 2})
+    with pytest.raises(BadInputError, match="must be a bool"):
+        build_model("mail_rn18", info, model_options={"erla": "no"})
+    with pytest.raises(BadInputError, match="fusion"):
+        build_model("mail_rn18", info, model_options={"fusion": "serial"})
+    assert build_model("mail", info).net.emcams is not None  # alias
+
+
+def test_fast_convolutions_equal_the_plain_ones():
+    torch.manual_seed(0)
+    x = torch.randn(3, 96, 9, 9, requires_grad=True)
+    w = torch.randn(32, 48, 1, 1, requires_grad=True)
+    b = torch.randn(32, requires_grad=True)
+    cases = [
+        (lambda: pointwise(x, w, b, 2, 2), lambda: F.conv2d(x, w, b, 2, groups=2)),
+    ]
+    dw = torch.randn(96, 1, 5, 5, requires_grad=True)
+    cases.append((lambda: depthwise(x, dw, None, 1, 2), lambda: F.conv2d(x, dw, None, 1, 2, groups=96)))
+    for fast, plain in cases:
+        y_fast, y_plain = fast(), plain()
+        assert torch.allclose(y_fast, y_plain, atol=1e-4)
+        g = torch.randn_like(y_plain)
+        grads_fast = torch.autograd.grad(y_fast, (x, w, b, dw), g, allow_unused=True)
+        grads_plain = torch.autograd.grad(y_plain, (x, w, b, dw), g, allow_unused=True)
+        for gf, gp in zip(grads_fast, grads_plain, strict=True):
+            assert (gf is None) == (gp is None)
+            if gf is not None:
+                assert torch.allclose(gf, gp, atol=1e-3)
+
+
+def test_profile_counts_the_paper_configuration():
+    info = DataInfo("d6+d5", 3, 128, (TaskInfo("d6", 5), TaskInfo("d5", 7)), ((0.5,) * 3,) * 2,
+                    ((0.25,) * 3,) * 2)
+    report = profile("mail_rn18", info)
+    # the official code, counted by hand: 11,374,464 trainable (official-code.md 2.4), less its
+    # 1,924 unused weights, plus 12 for per-modality alpha, phi, gamma
+    assert report["trainable_params"] == 11_374_464 - 1_924 + 12
+    assert report["bn_stats"] == 49_920
+    assert 1.2 < report["gflops"] < 1.4 and report["gmacs"] == report["gflops"] / 2
+
+
+@pytest.fixture(scope="module")
+def trained_mail(data_root):
+    """MAIL-RN18 trained for 3 epochs on 600 real PneumoniaMNIST images.
+
+    Adam (the official notebook's optimiser) at lr 3e-3 and BN momentum 0.1:
+    the 57 steps of this budget are far from the paper's 200 epochs, and MAIL's
+    early layers get large gradients (CA's sum pooling), which SGD at 1e-3
+    barely turns into progress in so few steps.
+    """
+    data = load_dataset("d12", data_root=data_root, image_size=SIZE, n_train=N_TRAIN, n_test=N_TEST)
+    torch.manual_seed(0)
+    model = build_model("mail_rn18", data.info, seed=0, model_options={"bn_momentum": 0.1})
+    optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
+    generator = torch.Generator().manual_seed(0)
+    for _ in range(3):
+        model.train()
+        order = torch.randperm(len(data.train), generator=generator)
+        for start in range(0, len(order), 32):
+            idx = order[start:start + 32]
+            optimizer.zero_grad()
+            F.cross_entropy(model(data.train.x[idx]), data.train.y[idx]).backward()
+            optimizer.step()
+    return model.eval(), data
+
+
+def test_mail_learns_a_real_slice(trained_mail):
+    model, data = trained_mail
+    majority = float(torch.bincount(data.test.y).max()) / len(data.test)
+    accuracy, _ = evaluate_split(model, data.test, torch.device("cpu"))
+    assert accuracy > majority + 0.05, (accuracy, majority)
+
+
+def test_pgd_lowers_mails_accuracy(trained_mail):
+    model, data = trained_mail
+    x, y = data.test.x[:64], data.test.y[:64]
+    with torch.no_grad():
+        clean = float((model(x).argmax(1) == y).float().mean())
+    x_adv = IterativeLinf(model, eps=4 / 255, alpha=1 / 255, steps=10)(x, y)
+    with torch.no_grad():
+        robust = float((model(x_adv).argmax(1) == y).float().mean())
+    assert float((x_adv - x).abs().max()) <= 4 / 255 + 1e-6
+    assert robust < clean - 0.2, (clean, robust)
