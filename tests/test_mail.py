@@ -27,6 +27,7 @@ from robustbench_med.models.profile import profile
 from robustbench_med.training import evaluate_split
 
 SIZE = 28
+LEARN_SIZE = 32
 N_TRAIN = 600
 N_TEST = 160
 PAIRS = {1: "d12", 2: "d12+d14", 3: "d12+d13+d14"}
@@ -229,12 +230,13 @@ def test_profile_counts_the_paper_configuration():
 def trained_mail(data_root):
     """MAIL-RN18 trained for 3 epochs on 600 real PneumoniaMNIST images.
 
-    Adam (the official notebook's optimiser) at lr 3e-3 and BN momentum 0.1:
-    the 57 steps of this budget are far from the paper's 200 epochs, and MAIL's
-    early layers get large gradients (CA's sum pooling), which SGD at 1e-3
-    barely turns into progress in so few steps.
+    Adam (the official notebook's optimiser) at lr 3e-3, BN momentum 0.1 and
+    32 px: the 57 steps of this budget are far from the paper's 200 epochs,
+    and MAIL's early layers get large gradients (CA's sum pooling), which SGD
+    at 1e-3 barely turns into progress in so few steps (at 28 px, or with
+    Keras' BN momentum 0.01, the model is still near the majority class).
     """
-    data = load_dataset("d12", data_root=data_root, image_size=SIZE, n_train=N_TRAIN, n_test=N_TEST)
+    data = load_dataset("d12", data_root=data_root, image_size=LEARN_SIZE, n_train=N_TRAIN, n_test=N_TEST)
     torch.manual_seed(0)
     model = build_model("mail_rn18", data.info, seed=0, model_options={"bn_momentum": 0.1})
     optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
@@ -259,11 +261,13 @@ def test_mail_learns_a_real_slice(trained_mail):
 
 def test_pgd_lowers_mails_accuracy(trained_mail):
     model, data = trained_mail
-    x, y = data.test.x[:64], data.test.y[:64]
     with torch.no_grad():
-        clean = float((model(x).argmax(1) == y).float().mean())
+        correct = (model(data.test.x).argmax(1) == data.test.y).nonzero().flatten()[:64]
+    x, y = data.test.x[correct], data.test.y[correct]
+    assert len(x) >= 32
     x_adv = IterativeLinf(model, eps=4 / 255, alpha=1 / 255, steps=10)(x, y)
     with torch.no_grad():
         robust = float((model(x_adv).argmax(1) == y).float().mean())
     assert float((x_adv - x).abs().max()) <= 4 / 255 + 1e-6
-    assert robust < clean - 0.2, (clean, robust)
+    assert 0.0 <= float(x_adv.min()) and float(x_adv.max()) <= 1.0
+    assert robust < 0.75, robust  # every point was right before the attack
