@@ -32,7 +32,7 @@ Defense = Annotated[str | None, typer.Option(help="Registered defense wrapped ar
 ImageSize = Annotated[int, typer.Option(help="Side of the square input, in pixels (paper: 128).")]
 Epochs = Annotated[int, typer.Option(help="Training epochs (paper: 200).")]
 BatchSize = Annotated[int, typer.Option(help="Training batch size.")]
-Recipe = Annotated[str, typer.Option(help="Training recipe: paper (SGD 1e-3) or code (Adam 1e-4).")]
+Recipe = Annotated[str, typer.Option(help="Training recipe: paper (SGD 1e-3), code (Adam 1e-4) or fast (SGD 1e-2, for short CPU budgets).")]
 Augment = Annotated[bool, typer.Option("--augment/--no-augment", help="The paper's 4x training augmentation.")]
 NTrain = Annotated[int | None, typer.Option(help="Use a fixed subset of this many training images.")]
 NVal = Annotated[int | None, typer.Option(help="Use a fixed subset of this many validation images.")]
