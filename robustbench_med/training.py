@@ -227,8 +227,9 @@ class AdversarialTraining(TrainingStrategy):
 
     name = "pgd-at"
 
-    def __init__(self, eps: float, step: float, steps: int) -> None:
+    def __init__(self, eps: float, step: float, steps: int, name: str | None = None) -> None:
         self.eps, self.step, self.steps = eps, step, steps
+        self.name = name or self.name
 
     def describe(self) -> dict[str, Any]:
         return {"strategy": self.name, "eps": self.eps, "step": self.step, "steps": self.steps}

@@ -41,7 +41,7 @@ from robustbench_med.data.spec import DataInfo
 from robustbench_med.defenses.base import Defense, register_defense
 from robustbench_med.defenses.options import BackboneBuilder, defense_factory, parse_options
 from robustbench_med.defenses.randomness import RandomDraws
-from robustbench_med.defenses.recipe import PGDSettings
+from robustbench_med.defenses.recipe import draw_attack_draw_update
 from robustbench_med.errors import BadInputError
 from robustbench_med.training import AdversarialTraining
 
@@ -105,16 +105,9 @@ def build(build_backbone: BackboneBuilder, info: DataInfo, options: CTRWOptions)
     return model
 
 
-class CTRWTraining(AdversarialTraining):
-    """Official CTRW step: draw, PGD on that draw, draw again, CE on the adversarial batch."""
-
-    name = "ctrw"
-
-
-def strategy(config: Any, defense_options: dict[str, Any]) -> CTRWTraining:
+def strategy(config: Any, defense_options: dict[str, Any]) -> AdversarialTraining:
     parse_options(CTRWOptions, defense_options, NAME)
-    pgd = PGDSettings.of(config)
-    return CTRWTraining(pgd.eps, pgd.step, pgd.steps)
+    return draw_attack_draw_update(NAME, config)
 
 
 DEFENSE = register_defense(Defense(

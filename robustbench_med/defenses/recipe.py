@@ -21,6 +21,7 @@ from typing import Any
 import torch
 
 from robustbench_med.models.classifier import task_logits
+from robustbench_med.training import AdversarialTraining
 
 
 @dataclass(frozen=True)
@@ -52,3 +53,10 @@ def predicted_labels(output: Any) -> torch.Tensor:
     """
     preds = [logits.argmax(1) for logits in task_logits(output)]
     return preds[0].detach() if len(preds) == 1 else torch.stack(preds, 1).detach()
+
+
+def draw_attack_draw_update(name: str, config: Any) -> AdversarialTraining:
+    """RPF's and CTRW's official step (identical in both codes): draw, PGD on that draw, draw
+    again, cross-entropy on the adversarial batch -- the benchmark's Alg. 2 under the defense's name."""
+    pgd = PGDSettings.of(config)
+    return AdversarialTraining(pgd.eps, pgd.step, pgd.steps, name=name)

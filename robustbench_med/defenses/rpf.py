@@ -41,7 +41,7 @@ from robustbench_med.data.spec import DataInfo
 from robustbench_med.defenses.base import Defense, register_defense
 from robustbench_med.defenses.options import BackboneBuilder, defense_factory, parse_options
 from robustbench_med.defenses.randomness import RandomDraws
-from robustbench_med.defenses.recipe import PGDSettings
+from robustbench_med.defenses.recipe import draw_attack_draw_update
 from robustbench_med.defenses.surgery import replace, trace_calls
 from robustbench_med.errors import BadInputError
 from robustbench_med.training import AdversarialTraining
@@ -126,16 +126,9 @@ def build(build_backbone: BackboneBuilder, info: DataInfo, options: RPFOptions) 
     return model
 
 
-class RPFTraining(AdversarialTraining):
-    """Official RPF step: draw, PGD on that draw, draw again, CE on the adversarial batch."""
-
-    name = "rpf"
-
-
-def strategy(config: Any, defense_options: dict[str, Any]) -> RPFTraining:
+def strategy(config: Any, defense_options: dict[str, Any]) -> AdversarialTraining:
     parse_options(RPFOptions, defense_options, NAME)
-    pgd = PGDSettings.of(config)
-    return RPFTraining(pgd.eps, pgd.step, pgd.steps)
+    return draw_attack_draw_update(NAME, config)
 
 
 DEFENSE = register_defense(Defense(

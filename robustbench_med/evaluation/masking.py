@@ -83,21 +83,29 @@ def check_black_box(rows: pd.DataFrame) -> CheckResult:
                        "; ".join(found) or "every black-box attack is weaker than the best white-box one")
 
 
+def first_rise(group: pd.DataFrame, axis: str) -> tuple[pd.Series, float] | None:
+    """The first row, along ``axis``, whose accuracy beats the best one before it by more than noise."""
+    group = group.sort_values(axis)
+    accuracy = group["accuracy"].tolist()
+    for i in range(1, len(accuracy)):
+        if accuracy[i] > min(accuracy[:i]) + tolerance(int(group["n"].iloc[i])):
+            return group.iloc[i], min(accuracy[:i])
+    return None
+
+
 def check_eps_monotone(rows: pd.DataFrame) -> CheckResult:
     name = "accuracy-rises-with-eps"
     independent = rows[~rows["nested"] & (rows["box"] == WHITE)]
     found, compared = [], 0
     for (attack, preset, protocol), group in independent.groupby(["attack", "preset", "protocol"]):
-        group = group.sort_values("eps")
         if group["eps"].nunique() < 2:
             continue
         compared += 1
-        acc, eps = group["accuracy"].tolist(), group["eps"].tolist()
-        for i in range(1, len(acc)):
-            if acc[i] > min(acc[:i]) + tolerance(int(group["n"].iloc[i])):
-                found.append(f"{attack} ({preset}, {protocol}) {_pct(acc[i])} at eps {eps[i]:.4f} > "
-                             f"{_pct(min(acc[:i]))} at a smaller eps")
-                break
+        rise = first_rise(group, "eps")
+        if rise is not None:
+            row, before = rise
+            found.append(f"{attack} ({preset}, {protocol}) {_pct(row['accuracy'])} at eps "
+                         f"{row['eps']:.4f} > {_pct(before)} at a smaller eps")
     # The large-eps probe must also beat every white-box attack run at a smaller eps.
     for _protocol, group in independent.groupby("protocol"):
         for _, probe in group[group["eps"] >= LARGE_EPS - 1e-9].iterrows():
@@ -133,16 +141,14 @@ def check_more_steps(rows: pd.DataFrame) -> CheckResult:
     iterative = rows[rows["steps"].notna() & (rows["box"] == WHITE)]
     found, compared = [], 0
     for key, group in iterative.groupby(["family", "preset", "protocol", "eps"]):
-        group = group.sort_values("steps")
         if group["steps"].nunique() < 2:
             continue
         compared += 1
-        acc, steps = group["accuracy"].tolist(), group["steps"].tolist()
-        for i in range(1, len(acc)):
-            if acc[i] > min(acc[:i]) + tolerance(int(group["n"].iloc[i])):
-                found.append(f"{key[0]}-{int(steps[i])} ({key[1]}, {key[2]}) {_pct(acc[i])} > "
-                             f"{_pct(min(acc[:i]))} with fewer steps")
-                break
+        rise = first_rise(group, "steps")
+        if rise is not None:
+            row, before = rise
+            found.append(f"{key[0]}-{int(row['steps'])} ({key[1]}, {key[2]}) "
+                         f"{_pct(row['accuracy'])} > {_pct(before)} with fewer steps")
     if not compared:
         return CheckResult(name, "n/a", "needs one attack at two or more iteration counts")
     return CheckResult(name, "fail" if found else "pass",
