@@ -115,3 +115,11 @@ def test_eps_ranges_and_lists():
     assert format_eps(4 / 255) == "4/255" and format_eps(0.03) == "0.03"
     with pytest.raises(BadInputError):
         parse_eps_list("0.1:0.01:5")
+
+
+def test_transfer_attacks_are_refused_for_paired_datasets():
+    with pytest.raises(BadInputError, match="cannot attack a paired dataset"):
+        parse_attacks("pgd-10,aa-surrogate", paired=True)
+    names = [r.name for r in parse_attacks("all", paired=True)]
+    assert "pgd-10" in names and "square" in names
+    assert not {"aa-surrogate", "square-surrogate"} & set(names)

@@ -175,8 +175,9 @@ def parse_attack(name: str) -> AttackRequest:
     )
 
 
-def parse_attacks(text: str, *, randomized: bool = False) -> list[AttackRequest]:
-    """A comma-separated list; ``all`` expands to the paper's full set (plus EOT when randomized)."""
+def parse_attacks(text: str, *, randomized: bool = False, paired: bool = False) -> list[AttackRequest]:
+    """A comma-separated list; ``all`` expands to the paper's full set (plus EOT when randomized;
+    without the transfer attacks for a paired dataset, whose surrogate would see one dataset)."""
     requests: list[AttackRequest] = []
     for part in (p.strip() for p in text.split(",")):
         if not part:
@@ -185,11 +186,15 @@ def parse_attacks(text: str, *, randomized: bool = False) -> list[AttackRequest]
             specs = sorted((e.obj for e in ATTACKS), key=lambda sp: (
                 ALL_ORDER.index(sp.name) if sp.name in ALL_ORDER else len(ALL_ORDER), sp.name))
             for spec in specs:
-                if spec.adaptive and not randomized:
+                if (spec.adaptive and not randomized) or (paired and spec.box == "transfer"):
                     continue
                 requests.extend(AttackRequest(spec, k) for k in spec.in_all)
         else:
-            requests.append(parse_attack(part))
+            request = parse_attack(part)
+            if paired and request.spec.box == "transfer":
+                raise BadInputError(f"attack '{request.name}' transfers from a surrogate trained on one "
+                                    "dataset; it cannot attack a paired dataset (use it per dataset)")
+            requests.append(request)
     if not requests:
         raise BadInputError("no attack given (e.g. --attacks pgd-10 or --attacks all)")
     unique: dict[str, AttackRequest] = {}

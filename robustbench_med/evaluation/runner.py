@@ -43,7 +43,7 @@ from robustbench_med.evaluation.batching import map_batches
 from robustbench_med.evaluation.masking import LARGE_EPS, CheckResult, run_checks
 from robustbench_med.evaluation.metrics import auc, bootstrap_ci
 from robustbench_med.evaluation.scoring import detect_randomness, probabilities, refuse_training_mode
-from robustbench_med.models.classifier import TaskView
+from robustbench_med.models.classifier import ModalitiesAsChannels, TaskView
 from robustbench_med.models.zoo import Checkpoint, Zoo
 from robustbench_med.store import DEFAULT_RESULTS_DIR, STORE_NAME, ResultKey, ResultStore, unpack_flags
 from robustbench_med.versions import code_version, library_versions
@@ -194,7 +194,8 @@ class GridRunner:
             randomized = True
             self.console.print("[yellow]model output changes between identical passes: "
                                "evaluating it as a randomized model (EOT)[/]")
-        requests = parse_attacks(cfg.attacks, randomized=randomized)
+        paired = data.info.modalities > 1
+        requests = parse_attacks(cfg.attacks, randomized=randomized, paired=paired)
         report = RunReport(store_path=self.store.path, checkpoint=ckpt, randomized=randomized)
         for task_index, task in enumerate(data.info.tasks):
             view = TaskView(model, task_index).eval()
@@ -305,8 +306,11 @@ class GridRunner:
         # sum of the task losses (our loop); library attacks see one task's logits.
         paired = tc.data.info.modalities > 1
         joint = paired and request.spec.name in JOINT_CAPABLE
-        target = tc.view.model if joint else tc.view
+        target: nn.Module = tc.view.model if joint else tc.view
         labels = tc.data.test.y if joint else tc.y
+        packed = paired and not joint  # a library attack: show it m x C channels of one image
+        if packed:
+            target = ModalitiesAsChannels(tc.view, tc.data.info.modalities)
         ctx = AttackContext(device=self.device, n_classes=tc.n_classes, seed=self.cfg.seed,
                             randomized=tc.randomized, joint=joint,
                             surrogate=lambda: self.surrogate(tc.data))
@@ -316,7 +320,10 @@ class GridRunner:
         x_att, y_att, label_att = tc.x[attacked], tc.y[attacked], labels[attacked]
 
         def run(part: slice) -> torch.Tensor:
-            return attack(x_att[part].to(self.device), label_att[part].to(self.device)).detach()
+            xb = x_att[part].to(self.device)
+            if packed:
+                return target.unpack(attack(target.pack(xb), label_att[part].to(self.device))).detach()
+            return attack(xb, label_att[part].to(self.device)).detach()
 
         x_adv = map_batches(run, len(attacked), self.cfg.batch_size) if len(attacked) else x_att
         check_threat_model(x_adv, x_att, settings.eps, key.attack)

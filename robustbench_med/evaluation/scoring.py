@@ -12,6 +12,7 @@ from torch import nn
 
 from robustbench_med.errors import MedrobustError
 from robustbench_med.evaluation.batching import map_batches
+from robustbench_med.models.classifier import task_logits
 
 TRAINING_LAYERS = (nn.modules.batchnorm._BatchNorm, nn.Dropout, nn.Dropout2d, nn.Dropout3d)
 
@@ -50,5 +51,9 @@ def detect_randomness(model: nn.Module, x: torch.Tensor, device: torch.device,
                       repeats: int = 3, tol: float = 1e-5) -> bool:
     """True when repeated forward passes in eval mode disagree (as AutoAttack's check does)."""
     xb = x[: min(len(x), 16)].to(device)
-    first = model(xb).float()
-    return any((model(xb).float() - first).abs().max().item() > tol for _ in range(repeats - 1))
+
+    def logits() -> torch.Tensor:
+        return torch.cat([t.float().flatten(1) for t in task_logits(model(xb))], 1)
+
+    first = logits()
+    return any((logits() - first).abs().max().item() > tol for _ in range(repeats - 1))

@@ -62,3 +62,27 @@ class TaskView(nn.Module):
     @property
     def randomized(self) -> bool:
         return bool(getattr(self.model, "randomized", False))
+
+
+class ModalitiesAsChannels(nn.Module):
+    """A paired model seen as an image model: (N, m*C, H, W) in, reshaped to (N, m, C, H, W).
+
+    Attack libraries that assume 4-D images (Square, FAB) then run unchanged; an
+    L-inf ball over the packed channels is the same threat model.
+    """
+
+    def __init__(self, model: nn.Module, modalities: int) -> None:
+        super().__init__()
+        self.model = model
+        self.modalities = modalities
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n, channels, h, w = x.shape
+        return self.model(x.view(n, self.modalities, channels // self.modalities, h, w))
+
+    @staticmethod
+    def pack(x: torch.Tensor) -> torch.Tensor:
+        return x.flatten(1, 2)
+
+    def unpack(self, x: torch.Tensor) -> torch.Tensor:
+        return x.view(x.shape[0], self.modalities, -1, *x.shape[-2:])

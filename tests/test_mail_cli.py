@@ -1,0 +1,39 @@
+"""MAIL through the command line, end to end on real data: one dataset, and a paired one."""
+
+from __future__ import annotations
+
+import json
+
+from robustbench_med.cli import main
+from robustbench_med.store import STORE_NAME, ResultStore
+from tests.conftest import DATA_ROOT
+
+SMALL = ["--image-size", "28", "--epochs", "1", "--n-train", "200", "--n-test", "40", "--no-augment",
+         "--recipe", "fast", "--data-root", str(DATA_ROOT), "--quiet", "--no-checks"]
+
+
+def test_mail_runs_end_to_end(capsys, tmp_path):
+    code = main(["run", "--model", "mail", "--dataset", "d12", "--attacks", "pgd-10", "--preset",
+                 "paper", "--results-dir", str(tmp_path), *SMALL])
+    assert code == 0, capsys.readouterr().err
+    rows = ResultStore(tmp_path / STORE_NAME).frame()
+    assert set(rows.model) == {"mail_rn18"} and set(rows.attack) == {"clean", "pgd-10"}
+    clean, pgd = rows.accuracy.tolist()
+    assert pgd <= clean
+
+
+def test_a_paired_mail_is_scored_per_task_and_attacked_jointly(capsys, tmp_path):
+    code = main(["run", "--model", "mail_rn18", "--dataset", "d12+d14", "--attacks", "pgd-10,square-50",
+                 "--preset", "standard", "--results-dir", str(tmp_path), *SMALL])
+    assert code == 0, capsys.readouterr().err
+    rows = ResultStore(tmp_path / STORE_NAME).frame()
+    assert set(rows.task) == {"d12+d14:d12", "d12+d14:d14"}
+    assert set(rows.dataset) == {"d12+d14"}
+    pgd = rows[rows.attack == "pgd-10"]
+    assert len(pgd) == 2
+    assert all(json.loads(s)["perturbation"].startswith("joint") for s in pgd.settings)
+    square = rows[rows.attack == "square-50"]
+    assert all(json.loads(s)["perturbation"] == "all inputs, this task's loss" for s in square.settings)
+    for task, group in rows.groupby("task"):
+        clean = group.loc[group.attack == "clean", "accuracy"].iloc[0]
+        assert (group.accuracy <= clean + 1e-9).all(), task
