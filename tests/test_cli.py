@@ -68,7 +68,7 @@ def test_run_trains_when_there_is_no_checkpoint(capsys, tmp_path):
     code, _out, err = run_cli(capsys, "run", "--model", "resnet18", "--dataset", "d14",
                              "--n-test", "40", "--results-dir", str(tmp_path),
                              *cli_args("--attacks", "bim-10", "--preset", "paper", "--epochs", "1",
-                                       "--n-train", "100"))
+                                       "--n-train", "100", "--no-checks"))
     assert code == 0, err
     assert "no checkpoint for resnet18 on d14" in err and "training it now" in err
     assert list((tmp_path / "zoo" / "resnet18").glob("d14-28px-*.pt"))
@@ -95,7 +95,7 @@ def test_killed_run_resumes_without_lost_or_duplicated_rows(results_dir, trained
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     before = store_rows(work)
-    expected = 1 + 6 * 2  # clean + six attacks under two presets
+    expected = 1 + 6 * 2 + 1  # clean + six attacks under two presets + the large-eps probe
     assert 3 <= len(before) < expected
     done = subprocess.run(args, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
@@ -103,6 +103,8 @@ def test_killed_run_resumes_without_lost_or_duplicated_rows(results_dir, trained
     assert len(after) == expected
     key = ["attack", "preset", "eps", "protocol"]
     assert not after.duplicated(key).any()
+    checks = ResultStore(work / STORE_NAME).checks_frame()
+    assert len(checks) == 5 and not checks.check_name.duplicated().any()
     kept = after.set_index("id").loc[before.id, ["accuracy", "created"]]
     assert kept.equals(before.set_index("id")[["accuracy", "created"]])
 

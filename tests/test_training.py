@@ -75,7 +75,7 @@ def test_bad_training_settings_are_refused():
     from robustbench_med.errors import BadInputError
 
     with pytest.raises(BadInputError, match="unknown training recipe"):
-        TrainConfig(recipe="fast")
+        TrainConfig(recipe="quick")
     with pytest.raises(BadInputError, match="--epochs"):
         TrainConfig(epochs=0)
 
