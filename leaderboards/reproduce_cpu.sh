@@ -10,7 +10,7 @@ DATA=${MEDROBUST_DATA:-../shared/data}
 # batch 32, no augmentation, seed 0.
 BUDGET=(--image-size 28 --batch-size 32 --recipe paper --no-augment --seed 0 --data-root "$DATA"
         --results-dir "$RESULTS" --quiet)
-EPOCHS=20
+EPOCHS=${EPOCHS:-20}
 
 run() { echo "+ medrobust $*" >&2; medrobust "$@"; }
 
@@ -30,18 +30,35 @@ FAST=(--image-size 28 --batch-size 32 --recipe fast --no-augment --seed 0 --data
 if [[ $SECTION == all || $SECTION == table2 ]]; then
   # Issue 4: MAIL-RN18 vs ResNet18 with one budget on D12, D13, D14 (clean ACC/AUC, full test sets),
   # and one control line: MAIL-RN18 on D12 under the paper's recipe with the same epochs.
-  for dataset in d14 d13 d12; do
+  for dataset in ${TABLE2_DATASETS:-d14 d13 d12}; do
     for model in resnet18 mail_rn18; do
       run run --model $model --dataset $dataset --attacks pgd-10 --preset paper --no-checks \
           --epochs $EPOCHS "${FAST[@]}"
     done
   done
-  run run --model mail_rn18 --dataset d12 --attacks pgd-10 --preset paper --no-checks \
-      --epochs $EPOCHS "${BUDGET[@]}"
+  if [[ " ${TABLE2_DATASETS:-d12} " == *" d12 "* ]]; then
+    run run --model mail_rn18 --dataset d12 --attacks pgd-10 --preset paper --no-checks \
+        --epochs $EPOCHS "${BUDGET[@]}"
+  fi
 fi
 
-ROBUST_EPOCHS=10
-ATTACKS=pgd-10,pgd-20,pgd-100,bim-10,mim-10,square-1000,autoattack
+if [[ $SECTION == all || $SECTION == table2-short ]]; then
+  # Issue 4, a second, shorter budget that every pair finishes on a CPU: 1000 training images
+  # (all of them where the split is smaller), 6 epochs, recipe 'fast', full test splits.
+  for dataset in d14 d13 d12; do
+    for model in resnet18 mail_rn18; do
+      run run --model $model --dataset $dataset --attacks pgd-10 --preset paper --no-checks \
+          --epochs 6 --n-train 1000 "${FAST[@]}"
+    done
+  done
+fi
+
+ROBUST_EPOCHS=${ROBUST_EPOCHS:-10}
+ATTACKS=${ATTACKS:-pgd-10,pgd-20,pgd-100,bim-10,mim-10,square-1000,autoattack}
+# Randomized defenses are attacked twice per white-box attack (single draw, and EOT over 8 draws),
+# which multiplies their cost: DEFENSE_ATTACKS trims the set for CPU budgets.
+DEFENSE_ATTACKS=${DEFENSE_ATTACKS:-$ATTACKS}
+DEFENSE_TEST=${DEFENSE_TEST:-}
 robust_table() {  # $1 dataset, then extra run options (test subset)
   local dataset=$1; shift
   # Issue 6: MAIL (standard training) and Robust-MAIL (PGD adversarial training, Alg. 2), one budget.
@@ -58,8 +75,8 @@ robust_table() {  # $1 dataset, then extra run options (test subset)
 defense_table() {  # Issue 7: the six defenses on MAIL-RN18, each with its own recipe, one budget.
   local dataset=$1; shift
   for defense in pni dbn learn2perturb rpf cap ctrw; do
-    run run --model mail_rn18 --defense $defense --dataset "$dataset" --attacks $ATTACKS \
-        --preset paper --epochs $ROBUST_EPOCHS "${FAST[@]}" "$@"
+    run run --model mail_rn18 --defense $defense --dataset "$dataset" --attacks $DEFENSE_ATTACKS \
+        --preset paper --epochs $ROBUST_EPOCHS "${FAST[@]}" ${DEFENSE_TEST:+--n-test $DEFENSE_TEST} "$@"
   done
 }
 
@@ -68,4 +85,6 @@ if [[ $SECTION == all || $SECTION == defenses-d14 ]]; then defense_table d14; fi
 if [[ $SECTION == all || $SECTION == robust-d12 ]]; then robust_table d12 --n-train 1000 --n-test 200; fi
 if [[ $SECTION == all || $SECTION == defenses-d12 ]]; then defense_table d12 --n-train 1000 --n-test 200; fi
 
-run leaderboard publish --results-dir "$RESULTS" --out leaderboards
+if [[ $SECTION == all || $SECTION == publish ]]; then
+  run leaderboard publish --results-dir "$RESULTS" --out leaderboards
+fi
