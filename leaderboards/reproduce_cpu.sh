@@ -42,6 +42,12 @@ if [[ $SECTION == all || $SECTION == table2 ]]; then
   fi
 fi
 
+if [[ $SECTION == all || $SECTION == mail-sweep ]]; then
+  # Fig. 6 for MAIL on the budget of the robust tables (1000 D12 training images, 6 epochs).
+  run sweep --model mail_rn18 --dataset d12 --attack pgd-100 --eps 0.01:0.1:10 --preset paper \
+      --epochs 6 --n-train 1000 --n-test 200 "${FAST[@]}"
+fi
+
 if [[ $SECTION == all || $SECTION == table2-short ]]; then
   # Issue 4, a second, shorter budget that every pair finishes on a CPU: 1000 training images
   # (all of them where the split is smaller), 6 epochs, recipe 'fast', full test splits.
