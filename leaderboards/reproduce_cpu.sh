@@ -6,10 +6,11 @@ set -euo pipefail
 RESULTS=${1:-results-cpu}
 SECTION=${2:-all}
 DATA=${MEDROBUST_DATA:-../shared/data}
-# The shared CPU budget: native 28 px MedMNIST images, paper recipe (SGD 1e-3, momentum 0.9),
-# batch 32, no augmentation, seed 0.
-BUDGET=(--image-size 28 --batch-size 32 --recipe paper --no-augment --seed 0 --data-root "$DATA"
+# The shared CPU budget: native 28 px MedMNIST images, batch 32, no augmentation, seed 0; BUDGET
+# trains with the paper recipe (SGD 1e-3, momentum 0.9), FAST with SGD 1e-2 (see below).
+COMMON=(--image-size 28 --batch-size 32 --no-augment --seed 0 --data-root "$DATA"
         --results-dir "$RESULTS" --quiet)
+BUDGET=(--recipe paper "${COMMON[@]}")
 EPOCHS=${EPOCHS:-20}
 
 run() { echo "+ medrobust $*" >&2; medrobust "$@"; }
@@ -24,18 +25,22 @@ fi
 
 # MAIL does not leave the majority class at the paper's lr (SGD 1e-3) within a CPU budget (measured:
 # 6 epochs on 1000 D12 images), so the MAIL tables use the 'fast' recipe (SGD 1e-2) for every model.
-FAST=(--image-size 28 --batch-size 32 --recipe fast --no-augment --seed 0 --data-root "$DATA"
-      --results-dir "$RESULTS" --quiet)
+FAST=(--recipe fast "${COMMON[@]}")
 
-if [[ $SECTION == all || $SECTION == table2 ]]; then
-  # Issue 4: MAIL-RN18 vs ResNet18 with one budget on D12, D13, D14 (clean ACC/AUC, full test sets),
-  # and one control line: MAIL-RN18 on D12 under the paper's recipe with the same epochs.
-  for dataset in ${TABLE2_DATASETS:-d14 d13 d12}; do
+table2() {  # Issue 4: ResNet18 and MAIL-RN18, one budget (the extra run options), full test splits.
+  local datasets=$1; shift
+  for dataset in $datasets; do
     for model in resnet18 mail_rn18; do
       run run --model $model --dataset $dataset --attacks pgd-10 --preset paper --no-checks \
-          --epochs $EPOCHS "${FAST[@]}"
+          "${FAST[@]}" "$@"
     done
   done
+}
+
+if [[ $SECTION == all || $SECTION == table2 ]]; then
+  # D12, D13, D14 at the long budget, and one control line: MAIL-RN18 on D12 under the paper's
+  # recipe with the same epochs.
+  table2 "${TABLE2_DATASETS:-d14 d13 d12}" --epochs $EPOCHS
   if [[ " ${TABLE2_DATASETS:-d12} " == *" d12 "* ]]; then
     run run --model mail_rn18 --dataset d12 --attacks pgd-10 --preset paper --no-checks \
         --epochs $EPOCHS "${BUDGET[@]}"
@@ -51,17 +56,12 @@ fi
 if [[ $SECTION == all || $SECTION == table2-short ]]; then
   # Issue 4, a second, shorter budget that every pair finishes on a CPU: 1000 training images
   # (all of them where the split is smaller), 6 epochs, recipe 'fast', full test splits.
-  for dataset in d14 d13 d12; do
-    for model in resnet18 mail_rn18; do
-      run run --model $model --dataset $dataset --attacks pgd-10 --preset paper --no-checks \
-          --epochs 6 --n-train 1000 "${FAST[@]}"
-    done
-  done
+  table2 "d14 d13 d12" --epochs 6 --n-train 1000
 fi
 
 ROBUST_EPOCHS=${ROBUST_EPOCHS:-10}
 ATTACKS=${ATTACKS:-pgd-10,pgd-20,pgd-100,bim-10,mim-10,square-1000,autoattack}
-# Randomized defenses are attacked twice per white-box attack (single draw, and EOT over 8 draws),
+# Randomized defenses are attacked twice per white-box attack (single draw, and EOT over 20 draws per gradient),
 # which multiplies their cost: DEFENSE_ATTACKS trims the set for CPU budgets.
 DEFENSE_ATTACKS=${DEFENSE_ATTACKS:-$ATTACKS}
 DEFENSE_TEST=${DEFENSE_TEST:-}
