@@ -62,34 +62,39 @@ fi
 ROBUST_EPOCHS=${ROBUST_EPOCHS:-10}
 ATTACKS=${ATTACKS:-pgd-10,pgd-20,pgd-100,bim-10,mim-10,square-1000,autoattack}
 # Randomized defenses are attacked twice per white-box attack (single draw, and EOT over 20 draws per gradient),
-# which multiplies their cost: DEFENSE_ATTACKS trims the set for CPU budgets.
+# which multiplies their cost: DEFENSE_ATTACKS and DEFENSE_TEST trim the set and the test subset for CPU budgets.
 DEFENSE_ATTACKS=${DEFENSE_ATTACKS:-$ATTACKS}
-DEFENSE_TEST=${DEFENSE_TEST:-}
-robust_table() {  # $1 dataset, then extra run options (test subset)
+# The training attack of every adversarially trained model in the robust and defense tables (the paper: PGD-10,
+# step 1/255). ADV="--adv-steps 3 --adv-step 2/255" is the cheaper CPU budget of the published defense table.
+read -r -a ADV <<< "${ADV:---adv-steps 10 --adv-step 1/255}"
+robust_table() {  # $1 dataset, then extra run options (training and test subsets)
   local dataset=$1; shift
   # Issue 6: MAIL (standard training) and Robust-MAIL (PGD adversarial training, Alg. 2), one budget.
   run run --model mail_rn18 --dataset "$dataset" --attacks $ATTACKS --preset paper \
       --epochs $ROBUST_EPOCHS "${FAST[@]}" "$@"
-  run run --model robust_mail --dataset "$dataset" --adversarial --attacks $ATTACKS --preset paper \
-      --epochs $ROBUST_EPOCHS "${FAST[@]}" "$@"
+  run run --model robust_mail --dataset "$dataset" --adversarial "${ADV[@]}" --attacks $ATTACKS \
+      --preset paper --epochs $ROBUST_EPOCHS "${FAST[@]}" "$@"
   # Table 5 (RPAN ablation), adversarially trained alike, PGD-10 under both protocols.
   for variant in robust_mail-no-rpan robust_mail-rpf-only robust_mail-man-only; do
-    run run --model $variant --dataset "$dataset" --adversarial --attacks pgd-10 --preset paper \
-        --epochs $ROBUST_EPOCHS "${FAST[@]}" "$@"
+    run run --model $variant --dataset "$dataset" --adversarial "${ADV[@]}" --attacks pgd-10 \
+        --preset paper --epochs $ROBUST_EPOCHS "${FAST[@]}" "$@"
   done
 }
 defense_table() {  # Issue 7: the six defenses on MAIL-RN18, each with its own recipe, one budget.
   local dataset=$1; shift
-  for defense in pni dbn learn2perturb rpf cap ctrw; do
+  for defense in ${DEFENSES:-pni dbn learn2perturb rpf cap ctrw}; do
     run run --model mail_rn18 --defense $defense --dataset "$dataset" --attacks $DEFENSE_ATTACKS \
-        --preset paper --epochs $ROBUST_EPOCHS "${FAST[@]}" ${DEFENSE_TEST:+--n-test $DEFENSE_TEST} "$@"
+        --preset paper "${ADV[@]}" --epochs $ROBUST_EPOCHS "${FAST[@]}" "$@"
   done
 }
 
-if [[ $SECTION == all || $SECTION == robust-d14 ]]; then robust_table d14; fi
-if [[ $SECTION == all || $SECTION == defenses-d14 ]]; then defense_table d14; fi
-if [[ $SECTION == all || $SECTION == robust-d12 ]]; then robust_table d12 --n-train 1000 --n-test 200; fi
-if [[ $SECTION == all || $SECTION == defenses-d12 ]]; then defense_table d12 --n-train 1000 --n-test 200; fi
+# D12 uses 1000 training images; the test subset is TEST (default 200) for both tables.
+D12=(--n-train 1000 --n-test ${TEST:-200})
+D14=(${TEST:+--n-test $TEST})
+if [[ $SECTION == all || $SECTION == robust-d14 ]]; then robust_table d14 "${D14[@]}"; fi
+if [[ $SECTION == all || $SECTION == defenses-d14 ]]; then defense_table d14 "${D14[@]}"; fi
+if [[ $SECTION == all || $SECTION == robust-d12 ]]; then robust_table d12 "${D12[@]}"; fi
+if [[ $SECTION == all || $SECTION == defenses-d12 ]]; then defense_table d12 "${D12[@]}"; fi
 
 if [[ $SECTION == all || $SECTION == publish ]]; then
   run leaderboard publish --results-dir "$RESULTS" --out leaderboards
