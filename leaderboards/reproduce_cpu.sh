@@ -23,6 +23,15 @@ if [[ $SECTION == all || $SECTION == resnet18-grid ]]; then
       --epochs $EPOCHS --n-test 200 "${BUDGET[@]}"
 fi
 
+if [[ $SECTION == all || $SECTION == resnet18-grid-small ]]; then
+  # Issue 5: every column of the paper's set, both presets, including the two surrogate-transfer attacks
+  # (the surrogate, a ResNet101, is trained at the same budget), at the budget of
+  # benchmarks/attack_overhead.py: 1000 training images, 3 epochs, 40 test points, Square at 1000 queries.
+  run run --model resnet18 --dataset d12 \
+      --attacks pgd-10,pgd-20,pgd-50,pgd-100,bim-10,mim-10,autoattack,square-1000,square-surrogate-1000,aa-surrogate \
+      --preset paper,standard --epochs 3 --n-train 1000 --n-test 40 "${BUDGET[@]}"
+fi
+
 # MAIL does not leave the majority class at the paper's lr (SGD 1e-3) within a CPU budget (measured:
 # 6 epochs on 1000 D12 images), so the MAIL tables use the 'fast' recipe (SGD 1e-2) for every model.
 FAST=(--recipe fast "${COMMON[@]}")
