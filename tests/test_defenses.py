@@ -421,6 +421,26 @@ def test_cap_perturbs_attention_weights_for_the_step_and_restores_them(d12_small
     assert torch.allclose(attn, original, atol=1e-7)
 
 
+def test_cap_step_past_warmup_backpropagates_through_batchnorm_and_keeps_its_statistics(d12_small, batch):
+    """MAIL has BatchNorm and attention weights: the perturbation passes must leave the running
+    statistics alone without breaking the backward pass of the step (a bug found in a real run)."""
+    x, y = batch[0][:8], batch[1][:8]
+    model = build_model("mail_rn18", d12_small.info).train()
+    norm = next(m for m in model.modules() if isinstance(m, nn.BatchNorm2d))
+    strategy = DEFENSES.get("cap").strategy(CONFIG, {"warmup": 0})
+    stats = norm.running_mean.clone()
+    with cap.preserved_batchnorm_stats(model):
+        model(x)
+    assert torch.equal(norm.running_mean, stats) and norm.track_running_stats
+    loss = strategy.batch_loss(model, x, y, epoch=1)
+    assert strategy._applied  # MAIL's attention weights were perturbed for this step
+    loss.backward()
+    assert math.isfinite(float(loss))
+    assert any(p.grad is not None and float(p.grad.abs().sum()) > 0 for p in model.parameters())
+    strategy.after_step(model, epoch=1)
+    assert not strategy._applied
+
+
 # -- MAIL ---------------------------------------------------------------------------------------------
 def test_mail_is_registered():
     assert "mail_rn18" in MODELS

@@ -84,13 +84,18 @@ def replace(root: nn.Module, name: str, new: nn.Module) -> None:
 
 @contextmanager
 def preserved_batchnorm_stats(model: nn.Module) -> Iterator[None]:
-    """Run extra train-mode passes without moving any BatchNorm running statistics."""
-    saved = [(m, {k: v.clone() for k, v in m.named_buffers(recurse=False)})
-             for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    """Run extra train-mode passes without moving any BatchNorm running statistics.
+
+    The passes see ``track_running_stats=False``, so they normalise with batch statistics and
+    never write the running buffers. Restoring the buffers afterwards instead (an in-place copy)
+    would bump their version and break the backward pass through those very forwards.
+    """
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    tracked = [m.track_running_stats for m in norms]
+    for m in norms:
+        m.track_running_stats = False
     try:
         yield
     finally:
-        with torch.no_grad():
-            for module, buffers in saved:
-                for key, value in buffers.items():
-                    getattr(module, key).copy_(value)
+        for m, flag in zip(norms, tracked, strict=True):
+            m.track_running_stats = flag
