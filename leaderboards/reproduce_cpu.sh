@@ -97,7 +97,8 @@ defense_table() {  # Issue 7: the six defenses on MAIL-RN18, each with its own r
   done
 }
 
-# D12 uses 1000 training images; the test subset is TEST (default 200) for both tables.
+# D12: 1000 training images and the first TEST test points (default 200); D14: all 546 training images,
+# and the first TEST test points when TEST is set (else all 156). The same subsets for the robust and defense tables.
 D12=(--n-train 1000 --n-test ${TEST:-200})
 D14=(${TEST:+--n-test $TEST})
 if [[ $SECTION == all || $SECTION == robust-d14 ]]; then robust_table d14 "${D14[@]}"; fi
