@@ -109,6 +109,19 @@ def test_the_plain_model_passes_them(capsys, results_dir, trained_resnet):
     assert verdicts["black-box-beats-white-box"] == "pass"
     assert verdicts["large-eps-above-chance"] == "pass"
     assert verdicts["eot-lowers-accuracy"] == "n/a"
+    assert verdicts["clean-right-on-several-classes"] == "pass"
+
+
+def test_a_one_class_model_is_flagged_not_called_robust(capsys, results_dir, toys):
+    verdicts, store = run_and_checks(capsys, results_dir, "test-constant-resnet18", "pgd-10")
+    rows = store.frame(model="test-constant-resnet18")
+    clean, attacked = rows[rows.attack == "clean"].iloc[0], rows[rows.attack == "pgd-10"].iloc[0]
+    # no attack moves a constant: its "robust accuracy" equals its clean accuracy, one class's share
+    assert attacked.accuracy == clean.accuracy
+    assert verdicts["clean-right-on-several-classes"] == "fail"
+    wide = pd.read_csv(results_dir / "leaderboard_wide.csv")
+    assert "clean-right-on-several-classes" in wide.loc[wide.model == "test-constant-resnet18",
+                                                         "masking"].iloc[0]
 
 
 def test_a_noisy_model_is_caught_by_eot(capsys, results_dir, toys):

@@ -34,6 +34,18 @@ class GaussianInputNoise(nn.Module):
         return x + self.sigma * torch.randn_like(x)
 
 
+class ConstantLogits(nn.Module):
+    """Replaces the logits by one fixed class: a collapsed training run that answers the same for all."""
+
+    def __init__(self, label: int = 1) -> None:
+        super().__init__()
+        self.label = label
+
+    def forward(self, logits: torch.Tensor) -> torch.Tensor:
+        constant = nn.functional.one_hot(torch.tensor(self.label), logits.shape[1]).to(logits) * 5.0
+        return logits * 0.0 + constant
+
+
 def quantised_resnet18(info: DataInfo) -> nn.Module:
     model = resnet(18)(info)
     model.net = nn.Sequential(InputQuantiser(), model.net)
@@ -46,6 +58,13 @@ def noisy_resnet18(info: DataInfo, sigma: float = 0.05) -> nn.Module:
     return model
 
 
+def constant_resnet18(info: DataInfo) -> nn.Module:
+    model = resnet(18)(info)
+    model.net = nn.Sequential(model.net, ConstantLogits())
+    return model
+
+
 def register() -> None:
     MODELS.add("test-quantised-resnet18", quantised_resnet18, origin="tests")
     MODELS.add("test-noisy-resnet18", noisy_resnet18, origin="tests")
+    MODELS.add("test-constant-resnet18", constant_resnet18, origin="tests")

@@ -17,7 +17,12 @@ task) and returns pass, fail, or n/a (the rows it needs are not there):
   raise accuracy;
 - ``eot-lowers-accuracy``: for a randomized model, EOT gradients lowering
   accuracy by more than 10 points means the single-draw number (the paper's
-  protocol) overstates robustness.
+  protocol) overstates robustness;
+- ``clean-right-on-several-classes``: a model right on the clean images of
+  one class only is a constant predictor (a collapsed training run); no
+  attack can flip a constant, so its "robust accuracy" is that class's share
+  of the test subset, not robustness. Not gradient masking, but it reads
+  exactly like robustness in a table, so it is checked the same way.
 
 A difference counts only beyond ``tolerance(n)`` = max(2 points, 2/n), so one
 point of noise on a small medical test set does not fail a check.
@@ -28,6 +33,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 
 LARGE_EPS = 0.3
@@ -170,9 +176,29 @@ def check_eot(rows: pd.DataFrame, randomized: bool) -> CheckResult:
                        f"{_pct(worst['accuracy_paper'])}, EOT {_pct(worst['accuracy_eot'])}")
 
 
-def run_checks(rows: pd.DataFrame, *, n_classes: int, randomized: bool) -> list[CheckResult]:
-    """All checks on the rows of one evaluated model (one checkpoint on one task)."""
+def check_one_class(clean: tuple[np.ndarray, np.ndarray] | None) -> CheckResult:
+    """``clean``: the per-point clean flags and the labels of the same test points."""
+    name = "clean-right-on-several-classes"
+    if clean is None:
+        return CheckResult(name, "n/a", "needs the clean predictions and labels")
+    flags, labels = (np.asarray(a) for a in clean)
+    classes = np.unique(labels)
+    if len(classes) < 2:
+        return CheckResult(name, "n/a", "the test subset holds a single class")
+    recall = {int(c): float(flags[labels == c].mean()) for c in classes}
+    right = [c for c, r in recall.items() if r > tolerance(len(flags))]
+    detail = "clean recall per class: " + ", ".join(f"{c}: {_pct(r)}" for c, r in recall.items())
+    if len(right) > 1:
+        return CheckResult(name, "pass", detail)
+    return CheckResult(name, "fail", f"{detail} (a constant predictor: its robust accuracy is the share "
+                                     "of one class, not robustness)")
+
+
+def run_checks(rows: pd.DataFrame, *, n_classes: int, randomized: bool,
+               clean: tuple[np.ndarray, np.ndarray] | None = None) -> list[CheckResult]:
+    """All checks on the rows of one evaluated model (one checkpoint on one task); ``clean`` is
+    (clean flags, labels) of the same test points, for the one-class check."""
     attacked = _with_meta(rows)
     return [check_black_box(attacked), check_eps_monotone(attacked),
             check_large_eps(attacked, n_classes), check_more_steps(attacked),
-            check_eot(attacked, randomized)]
+            check_eot(attacked, randomized), check_one_class(clean)]

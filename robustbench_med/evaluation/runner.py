@@ -239,7 +239,7 @@ class GridRunner:
             for protocol in protocols_for(probe, tc.randomized)[-1:]:
                 cells += self._eps_series(tc, attacked, probe, PROBE[1], protocol,
                                           eps_values=(PROBE[2],))
-            self._run_checks(tc, n)
+            self._run_checks(tc, n, clean_flags)
         return cells
 
     def _attack_name(self, request: AttackRequest) -> str:
@@ -268,13 +268,14 @@ class GridRunner:
                 targets, previous = torch.from_numpy(np.flatnonzero(flags)), settings.eps
         return cells
 
-    def _run_checks(self, tc: TaskContext, n: int) -> list[CheckResult]:
-        """Gradient-masking checks over every stored row of this checkpoint on this task."""
+    def _run_checks(self, tc: TaskContext, n: int, clean_flags: np.ndarray) -> list[CheckResult]:
+        """Gradient-masking checks over every stored row of this checkpoint on this task, and the
+        one-class check on this run's clean predictions."""
         key = self._key(tc.ckpt, tc.task, "clean", "-", 0.0, "-", n).as_dict()
         filters = {k: key[k] for k in ("model", "defense", "dataset", "task", "seed", "subset",
                                        "checkpoint_sha", "code_version")}
         results = run_checks(self.store.frame(**filters), n_classes=tc.n_classes,
-                             randomized=tc.randomized)
+                             randomized=tc.randomized, clean=(clean_flags, tc.y.numpy()))
         for result in results:
             self.store.put_check({**filters, "protocol": "all"}, result.name, result.status,
                                  result.detail)
