@@ -12,6 +12,10 @@ SMALL = ["--image-size", "28", "--epochs", "1", "--n-train", "200", "--n-test", 
          "--recipe", "fast", "--data-root", str(DATA_ROOT), "--quiet", "--no-checks"]
 
 
+TINY = ["--image-size", "28", "--epochs", "1", "--no-augment", "--recipe", "fast", "--data-root",
+        str(DATA_ROOT), "--quiet", "--no-checks"]
+
+
 def test_mail_runs_end_to_end(capsys, tmp_path):
     code = main(["run", "--model", "mail", "--dataset", "d12", "--attacks", "pgd-10", "--preset",
                  "paper", "--results-dir", str(tmp_path), *SMALL])
@@ -37,3 +41,18 @@ def test_a_paired_mail_is_scored_per_task_and_attacked_jointly(capsys, tmp_path)
     for task, group in rows.groupby("task"):
         clean = group.loc[group.attack == "clean", "accuracy"].iloc[0]
         assert (group.accuracy <= clean + 1e-9).all(), task
+
+
+def test_robust_mail_run_fills_both_protocols(capsys, tmp_path):
+    """Issue 6's command at a tiny budget: adversarial training, then every white-box iterative attack
+    under the paper protocol (one draw) and under EOT, a black-box attack scored on fresh draws."""
+    code = main(["run", "--model", "robust_mail", "--dataset", "d12", "--adversarial", "--adv-steps", "1",
+                 "--adv-step", "4/255", "--attacks", "pgd-10,square-50", "--preset", "paper",
+                 "--results-dir", str(tmp_path), "--n-train", "60", "--n-test", "16", *TINY])
+    assert code == 0, capsys.readouterr().err
+    rows = ResultStore(tmp_path / STORE_NAME).frame()
+    assert set(rows.model) == {"robust_mail"}
+    protocols = rows.groupby("attack").protocol.apply(set).to_dict()
+    assert protocols == {"clean": {"randomized"}, "pgd-10": {"paper", "eot"}, "square-50": {"paper"}}
+    settings = json.loads(rows.loc[rows.attack == "clean", "settings"].iloc[0])
+    assert settings["train"]["adversarial"] is True and settings["draws"] == 10
