@@ -14,6 +14,7 @@ from robustbench_med.attacks.autoattack import AutoAttackFn, autoattack_plan
 from robustbench_med.attacks.iterative import IterativeLinf
 from robustbench_med.cli import main
 from robustbench_med.evaluation.scoring import probabilities
+from robustbench_med.report.plots import sweep_lines
 from robustbench_med.store import STORE_NAME, ResultStore
 from tests.conftest import N_TEST, cli_args
 from tests.toy_models import GaussianInputNoise
@@ -132,3 +133,8 @@ def test_sweep_is_nested_monotone_and_plotted(capsys, results_dir, trained_resne
     assert rows.settings.iloc[1].count("nested_from") == 1
     assert (results_dir / "plots" / "sweep-d12-pgd-10-standard.png").stat().st_size > 10_000
     assert (results_dir / "plots" / "sweep-d12-pgd-10-standard.svg").is_file()
+    # a cell of another run (another test subset) at the same attack never joins the sweep's line
+    stray = rows.iloc[[0]].assign(subset="test[40]", n=40, eps=0.05, accuracy=0.99)
+    lines = sweep_lines(pd.concat([rows, stray]))
+    assert [label for label, _ in lines] == ["resnet18"]
+    assert lines[0][1].eps.tolist() == rows.eps.tolist()

@@ -22,7 +22,8 @@ MIN_POINTS = 3  # an attack/preset needs this many eps values to count as a swee
 def sweep_groups(df: pd.DataFrame) -> list[tuple[str, str, str]]:
     """(task, attack, preset) combinations with at least MIN_POINTS eps values for some model."""
     attacked = df[df["attack"] != "clean"]
-    counts = attacked.groupby(["task", "attack", "preset", "model", "defense", "protocol"])["eps"].nunique()
+    keys = ["task", "attack", "preset", "model", "defense", "protocol", "checkpoint_sha", "subset"]
+    counts = attacked.groupby(keys)["eps"].nunique()
     found = counts[counts >= MIN_POINTS].reset_index()
     return sorted({(r.task, r.attack, r.preset) for r in found.itertuples()})
 
@@ -37,18 +38,31 @@ def _footnote(rows: pd.DataFrame) -> str:
             f"{', '.join(str(s) for s in sorted(rows['seed'].unique()))}; {libs}\ncheckpoints: {checkpoints}")
 
 
+def sweep_lines(rows: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
+    """One line per evaluated model (checkpoint and test subset): cells of other runs, such as one
+    grid cell at the sweep's attack and eps, or a sweep on another subset, never join a line."""
+    rows = rows.assign(defense=rows["defense"].replace("", "none"))
+    keys = ["model", "defense", "protocol", "checkpoint_sha", "subset"]
+    found = [(key, line.sort_values("eps")) for key, line in rows.groupby(keys)
+             if line["eps"].nunique() >= MIN_POINTS]
+    names = []
+    for (model, defense, protocol, _sha, _subset), _line in found:
+        name = model if defense == "none" else f"{model}+{defense}"
+        names.append(name if protocol == "deterministic" else f"{name} ({protocol})")
+    lines = []
+    for name, (key, line) in zip(names, found, strict=True):
+        if names.count(name) > 1:  # the same model twice: say which checkpoint and subset
+            name += f" [{key[3][:8]}, n={int(line['n'].iloc[0])}]"
+        lines.append((name, line))
+    return lines
+
+
 def plot_sweep(df: pd.DataFrame, task: str, attack: str, preset: str, out_dir: str | Path) -> list[Path]:
     """Draw one sweep figure as PNG and SVG; return the two paths."""
-    rows = df[(df["task"] == task) & (df["attack"] == attack) & (df["preset"] == preset)].copy()
-    rows["defense"] = rows["defense"].replace("", "none")
+    rows = df[(df["task"] == task) & (df["attack"] == attack) & (df["preset"] == preset)]
+    lines = sweep_lines(rows)
     fig, ax = plt.subplots(figsize=(6.4, 4.4))
-    for (model, defense, protocol), line in rows.groupby(["model", "defense", "protocol"]):
-        if line["eps"].nunique() < 2:
-            continue
-        line = line.sort_values("eps")
-        label = model if defense == "none" else f"{model}+{defense}"
-        if protocol not in ("deterministic",):
-            label += f" ({protocol})"
+    for label, line in lines:
         ax.plot(line["eps"], 100 * line["accuracy"], marker="o", ms=3, label=label)
         ax.fill_between(line["eps"], 100 * line["ci_low"], 100 * line["ci_high"], alpha=0.2)
     ax.set_xlabel("eps (L-inf, pixel scale [0, 1])")
@@ -57,7 +71,7 @@ def plot_sweep(df: pd.DataFrame, task: str, attack: str, preset: str, out_dir: s
     ax.set_title(f"{attack} ({preset} preset) on {task}")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    fig.text(0.01, 0.01, _footnote(rows), fontsize=6, va="bottom")
+    fig.text(0.01, 0.01, _footnote(pd.concat([line for _, line in lines])), fontsize=6, va="bottom")
     fig.tight_layout(rect=(0, 0.07, 1, 1))
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
