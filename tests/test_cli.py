@@ -104,7 +104,7 @@ def test_killed_run_resumes_without_lost_or_duplicated_rows(results_dir, trained
     key = ["attack", "preset", "eps", "protocol"]
     assert not after.duplicated(key).any()
     checks = ResultStore(work / STORE_NAME).checks_frame()
-    assert len(checks) == 5 and not checks.check_name.duplicated().any()
+    assert len(checks) == 6 and not checks.check_name.duplicated().any()  # five masking + one-class
     kept = after.set_index("id").loc[before.id, ["accuracy", "created"]]
     assert kept.equals(before.set_index("id")[["accuracy", "created"]])
 
