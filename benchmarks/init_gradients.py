@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 
 import torch
 from torch import nn
 
 from robustbench_med.data.loading import load_dataset
+from robustbench_med.errors import MedrobustError
 from robustbench_med.models.builder import build_model
 from robustbench_med.training import multitask_loss
 
@@ -45,18 +47,24 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--models", default=",".join(MODELS))
     args = parser.parse_args()
-    data = load_dataset(args.dataset, data_root=args.data_root, image_size=args.image_size,
-                        n_train=args.batch)
-    x, y = data.train.x, data.train.y
-    print(f"{args.dataset}, {len(x)} training images at {args.image_size} px, {args.seeds} seeds, "
-          f"torch {torch.__version__}, {torch.get_num_threads()} threads")
-    norms = {}
-    for name in args.models.split(","):
-        values = [first_conv_grad_norm(build_model(name, data.info, seed=s), x, y) for s in range(args.seeds)]
-        norms[name] = statistics.median(values)
-    reference = norms.get("mail_rn18") or next(iter(norms.values()))
+    try:
+        data = load_dataset(args.dataset, data_root=args.data_root, image_size=args.image_size,
+                            n_train=args.batch)
+        x, y = data.train.x, data.train.y
+        print(f"{args.dataset}, {len(x)} training images at {args.image_size} px, {args.seeds} seeds, "
+              f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+        norms = {}
+        for name in args.models.split(","):
+            values = [first_conv_grad_norm(build_model(name, data.info, seed=s), x, y)
+                      for s in range(args.seeds)]
+            norms[name] = statistics.median(values)
+    except MedrobustError as error:  # bad model or dataset name, missing data: one line, exit 2
+        print(f"error: {error}", file=sys.stderr)
+        raise SystemExit(2) from None
+    reference = "mail_rn18" if "mail_rn18" in norms else next(iter(norms))
     for name, value in norms.items():
-        print(f"{name:24s} first-conv gradient norm {value:12.4g}   / mail_rn18 {value / reference:10.3g}")
+        print(f"{name:24s} first-conv gradient norm {value:12.4g}   / {reference} "
+              f"{value / norms[reference]:10.3g}")
 
 
 if __name__ == "__main__":

@@ -8,12 +8,9 @@ from robustbench_med.cli import main
 from robustbench_med.store import STORE_NAME, ResultStore
 from tests.conftest import DATA_ROOT
 
-SMALL = ["--image-size", "28", "--epochs", "1", "--n-train", "200", "--n-test", "40", "--no-augment",
-         "--recipe", "fast", "--data-root", str(DATA_ROOT), "--quiet", "--no-checks"]
-
-
 TINY = ["--image-size", "28", "--epochs", "1", "--no-augment", "--recipe", "fast", "--data-root",
         str(DATA_ROOT), "--quiet", "--no-checks"]
+SMALL = ["--n-train", "200", "--n-test", "40", *TINY]
 
 
 def test_mail_runs_end_to_end(capsys, tmp_path):

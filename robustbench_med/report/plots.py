@@ -17,13 +17,14 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 MIN_POINTS = 3  # an attack/preset needs this many eps values to count as a sweep
+# One line of a sweep plot: one evaluated model (checkpoint) on one test subset, per protocol.
+LINE_KEYS = ["model", "defense", "protocol", "checkpoint_sha", "subset"]
 
 
 def sweep_groups(df: pd.DataFrame) -> list[tuple[str, str, str]]:
     """(task, attack, preset) combinations with at least MIN_POINTS eps values for some model."""
     attacked = df[df["attack"] != "clean"]
-    keys = ["task", "attack", "preset", "model", "defense", "protocol", "checkpoint_sha", "subset"]
-    counts = attacked.groupby(keys)["eps"].nunique()
+    counts = attacked.groupby(["task", "attack", "preset", *LINE_KEYS])["eps"].nunique()
     found = counts[counts >= MIN_POINTS].reset_index()
     return sorted({(r.task, r.attack, r.preset) for r in found.itertuples()})
 
@@ -42,8 +43,7 @@ def sweep_lines(rows: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
     """One line per evaluated model (checkpoint and test subset): cells of other runs, such as one
     grid cell at the sweep's attack and eps, or a sweep on another subset, never join a line."""
     rows = rows.assign(defense=rows["defense"].replace("", "none"))
-    keys = ["model", "defense", "protocol", "checkpoint_sha", "subset"]
-    found = [(key, line.sort_values("eps")) for key, line in rows.groupby(keys)
+    found = [(key, line.sort_values("eps")) for key, line in rows.groupby(LINE_KEYS)
              if line["eps"].nunique() >= MIN_POINTS]
     names = []
     for (model, defense, protocol, _sha, _subset), _line in found:
