@@ -41,6 +41,7 @@ from torch import nn
 from robustbench_med.data.spec import LoadedDataset, Split
 from robustbench_med.errors import BadInputError
 from robustbench_med.models.classifier import task_logits
+from robustbench_med.randomness import resample
 
 
 @dataclass(frozen=True)
@@ -187,13 +188,6 @@ class TrainingStrategy:
             hook = getattr(module, "after_optimizer_step", None)
             if callable(hook):
                 hook()
-
-
-def resample(model: nn.Module) -> None:
-    """Re-draw a randomized model's filters and noise (no-op for deterministic models)."""
-    hook = getattr(model, "resample", None)
-    if callable(hook):
-        hook()
 
 
 def pgd_examples(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float, step: float,

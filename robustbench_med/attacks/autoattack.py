@@ -11,7 +11,10 @@ row records what was substituted:
 - 2 classes: APGD-T dropped (no DLR); FAB-T with the 1 other class.
 
 ``version="rand"`` is AutoAttack's suite for randomized defenses (APGD-CE and
-APGD-DLR with EOT over 20 draws; APGD-CE only for binary tasks).
+APGD-DLR with EOT over 20 draws; APGD-CE only for binary tasks). Its model is
+re-drawn before every forward pass (:class:`~robustbench_med.randomness.FreshDrawPerPass`),
+so a defense that holds its draw between passes (RPF, CTRW) still gives
+AutoAttack's EOT twenty different networks.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from pyautoattack import AutoAttack
 from torch import nn
 
 from robustbench_med.attacks.spec import AttackContext, AttackFn, AttackSettings
+from robustbench_med.randomness import FreshDrawPerPass
 
 STANDARD = ["apgd-ce", "apgd-t", "fab-t", "square"]
 RAND_EOT_ITER = 20
@@ -52,6 +56,9 @@ class AutoAttackFn:
     def __init__(self, model: nn.Module, eps: float, n_classes: int, version: str,
                  device: torch.device, seed: int, notes: list[str]) -> None:
         attacks, targets, plan_notes = autoattack_plan(n_classes, version)
+        if version == "rand":
+            model = FreshDrawPerPass(model)
+        self.model = model
         notes.extend(n for n in plan_notes if n not in notes)
         self.attacks = attacks
         self.adversary = AutoAttack(model, attacks=attacks, device=device, eps=eps, norm="Linf",

@@ -7,7 +7,8 @@ every point and average nothing; the benchmark needs two things they lack:
   rule) for deterministic models: a broken point leaves the batch, so an
   undefended model costs a fraction of K forward+backward passes;
 - EOT: the gradient averaged over ``eot_iter`` fresh draws of a randomized
-  model (``model.resample()`` before each draw when the model has it).
+  model (every held draw in the model re-drawn before each sample, through
+  any wrapper: :func:`robustbench_med.randomness.resample`).
 
 With early stop off and ``eot_iter=1`` the update rule is exactly
 torchattacks' (the tests compare the two, and against ART's PGD).
@@ -27,6 +28,8 @@ import torch.nn.functional as F
 from torch import nn
 from torchattacks.attack import Attack
 
+from robustbench_med.randomness import resample
+
 
 class IterativeLinf(Attack):
     """x <- clip_{x0, eps}(x + alpha * sign(g)), g the CE gradient (MIM: with momentum)."""
@@ -44,12 +47,11 @@ class IterativeLinf(Attack):
 
     def _gradient(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(gradient summed over EOT draws, logits of the last draw)."""
-        resample = getattr(self.model, "resample", None)
         grad = torch.zeros_like(x)
         logits = torch.empty(0)
         for _ in range(self.eot_iter):
-            if self.eot_iter > 1 and callable(resample):
-                resample()
+            if self.eot_iter > 1:
+                resample(self.model)
             x_req = x.detach().requires_grad_(True)
             logits = self.get_logits(x_req)
             loss = self.loss_fn(logits, y)

@@ -47,7 +47,8 @@ from robustbench_med.defenses.randomness import RandomDraws
 from robustbench_med.defenses.recipe import PGDSettings, predicted_labels, scaled_delay
 from robustbench_med.defenses.surgery import output_shapes, replace, trace_calls
 from robustbench_med.errors import BadInputError
-from robustbench_med.training import TrainingStrategy, multitask_loss, pgd_examples, resample
+from robustbench_med.randomness import resample
+from robustbench_med.training import TrainingStrategy, multitask_loss, pgd_examples
 
 NAME = "learn2perturb"
 NOISE_DELAY_FRACTION = 10 / 350  # official noise_add_delay 10 of 350 epochs

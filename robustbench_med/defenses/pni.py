@@ -39,7 +39,8 @@ from robustbench_med.defenses.randomness import RandomDraws
 from robustbench_med.defenses.recipe import PGDSettings, predicted_labels, scaled_delay
 from robustbench_med.defenses.surgery import of_type
 from robustbench_med.errors import BadInputError
-from robustbench_med.training import TrainingStrategy, multitask_loss, pgd_examples, resample
+from robustbench_med.randomness import resample
+from robustbench_med.training import TrainingStrategy, multitask_loss, pgd_examples
 
 NAME = "pni"
 MODES = ("layerwise", "channelwise", "elementwise")

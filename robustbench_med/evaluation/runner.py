@@ -45,6 +45,7 @@ from robustbench_med.evaluation.metrics import auc, bootstrap_ci
 from robustbench_med.evaluation.scoring import detect_randomness, probabilities, refuse_training_mode
 from robustbench_med.models.classifier import ModalitiesAsChannels, TaskView
 from robustbench_med.models.zoo import Checkpoint, Zoo
+from robustbench_med.randomness import is_randomized
 from robustbench_med.store import DEFAULT_RESULTS_DIR, STORE_NAME, ResultKey, ResultStore, unpack_flags
 from robustbench_med.versions import code_version, library_versions
 from robustbench_med.workflow import ModelRequest, obtain_model
@@ -189,7 +190,7 @@ class GridRunner:
             check_preset(preset)
         data, ckpt = self.load()
         model = ckpt.model.to(self.device).eval()
-        randomized = bool(getattr(model, "randomized", False))
+        randomized = is_randomized(model)
         if not randomized and detect_randomness(model, data.test.x, self.device):
             randomized = True
             self.console.print("[yellow]model output changes between identical passes: "

@@ -1,7 +1,8 @@
 """Predictions for scoring: one pass for a deterministic model, several fresh draws otherwise.
 
 A randomized model is scored by its expected prediction: softmax averaged over
-``draws`` fresh draws (re-drawn with ``model.resample()`` when it has one), so
+``draws`` fresh draws (every held draw anywhere in the model re-drawn by
+:func:`robustbench_med.randomness.resample` before each), so
 no result rests on one lucky noisy pass (AutoAttack PRs #104/#105).
 """
 
@@ -13,6 +14,7 @@ from torch import nn
 from robustbench_med.errors import MedrobustError
 from robustbench_med.evaluation.batching import map_batches
 from robustbench_med.models.classifier import task_logits
+from robustbench_med.randomness import resample
 
 TRAINING_LAYERS = (nn.modules.batchnorm._BatchNorm, nn.Dropout, nn.Dropout2d, nn.Dropout3d)
 
@@ -31,14 +33,12 @@ def refuse_training_mode(model: nn.Module) -> None:
 def probabilities(model: nn.Module, x: torch.Tensor, device: torch.device, *, draws: int = 1,
                   batch_size: int = 256) -> torch.Tensor:
     """(N, classes) softmax, averaged over ``draws`` fresh draws of a randomized model."""
-    resample = getattr(model, "resample", None)
-
     def one_batch(part: slice) -> torch.Tensor:
         xb = x[part].to(device)
         total = torch.zeros(0)
         for _ in range(draws):
-            if draws > 1 and callable(resample):
-                resample()
+            if draws > 1:
+                resample(model)
             p = torch.softmax(model(xb).float(), dim=1)
             total = p if total.numel() == 0 else total + p
         return total / draws

@@ -12,9 +12,10 @@ import torch
 from torch import nn
 
 from robustbench_med.data.spec import DataInfo
+from robustbench_med.randomness import Delegating
 
 
-class Classifier(nn.Module):
+class Classifier(Delegating):
     """``net`` behind per-channel input normalisation measured on the training split."""
 
     def __init__(self, net: nn.Module, info: DataInfo) -> None:
@@ -31,25 +32,16 @@ class Classifier(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, ...]:
         return self.net((x - self.mean) / self.std)
 
-    @property
-    def randomized(self) -> bool:
-        """True when any part of the network draws fresh randomness at inference."""
-        return any(getattr(m, "randomized", False) for m in self.net.modules())
-
-    def resample(self) -> None:
-        """Re-draw every random filter and noise tensor (no-op for deterministic models)."""
-        for module in self.net.modules():
-            if module is not self and hasattr(module, "resample") and callable(module.resample):
-                module.resample()
-
 
 def task_logits(output: torch.Tensor | tuple[torch.Tensor, ...] | list[torch.Tensor]) -> list[torch.Tensor]:
     """A model's output as one logits tensor per task."""
     return list(output) if isinstance(output, (tuple, list)) else [output]
 
 
-class TaskView(nn.Module):
-    """A single-task view of a multi-task model, so attack libraries see plain logits."""
+class TaskView(Delegating):
+    """A single-task view of a multi-task model, so attack libraries see plain logits.
+
+    ``randomized`` and ``resample()`` reach the wrapped model (:class:`Delegating`)."""
 
     def __init__(self, model: nn.Module, task: int = 0) -> None:
         super().__init__()
@@ -59,12 +51,8 @@ class TaskView(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return task_logits(self.model(x))[self.task]
 
-    @property
-    def randomized(self) -> bool:
-        return bool(getattr(self.model, "randomized", False))
 
-
-class ModalitiesAsChannels(nn.Module):
+class ModalitiesAsChannels(Delegating):
     """A paired model seen as an image model: (N, m*C, H, W) in, reshaped to (N, m, C, H, W).
 
     Attack libraries that assume 4-D images (Square, FAB) then run unchanged; an
