@@ -1,5 +1,6 @@
-"""The grid runner, metrics, scoring of randomized models, and gradient-masking checks."""
+"""The grid runner, metrics, scoring of randomized models, and gradient-masking checks.
 
-from robustbench_med.evaluation.runner import RunConfig, RunReport, benchmark
-
-__all__ = ["RunConfig", "RunReport", "benchmark"]
+Import from the modules (``robustbench_med.evaluation.runner``); this package
+imports none of them, so a low layer (training reads :mod:`.metrics`) does not
+pull in the runner, which sits above training.
+"""

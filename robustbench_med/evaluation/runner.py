@@ -377,7 +377,9 @@ def training_budget(ckpt: Checkpoint) -> dict:
             "batch_size": train.get("batch_size"), "image_size": ckpt.config.image_size,
             "augment": data.get("augment"), "n_train": data.get("n_train"),
             "adversarial": train.get("adversarial", False),
-            "best_epoch": ckpt.metrics.get("best_epoch"), "device": ckpt.metrics.get("device")}
+            "best_epoch": ckpt.metrics.get("best_epoch"), "device": ckpt.metrics.get("device"),
+            "selection": ckpt.metrics.get("selection", "val_accuracy"),
+            "bn_settle": train.get("bn_settle", "none")}
 
 
 def check_threat_model(x_adv: torch.Tensor, x: torch.Tensor, eps: float, attack: str) -> None:

@@ -5,6 +5,13 @@ A checkpoint is a plain dict of tensors and strings, so it loads with
 determines the weights (model, defense, dataset, options, training recipe), so
 a changed setting never silently reuses old weights. Files are written to a
 temporary name and renamed, so a killed process never leaves half a checkpoint.
+
+A checkpoint's identity (the ``checkpoint_sha`` of every result row) is the
+hash of what decides its predictions -- the weights and buffers, the config and
+the data card -- not of the file, which also holds timings: training the same
+configuration twice gives the same identity, and its rows are reused. A file
+in the zoo is never overwritten with different weights, since stored rows
+refer to it (see :meth:`Zoo.save`).
 """
 
 from __future__ import annotations
@@ -79,6 +86,17 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
+def content_sha256(state_dict: dict[str, torch.Tensor], config_json: str, info_json: str) -> str:
+    """sha256 over every tensor (name, dtype, shape, bytes), the config and the data card."""
+    digest = hashlib.sha256()
+    for name in sorted(state_dict):
+        tensor = state_dict[name].detach().cpu().contiguous()
+        digest.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
+    digest.update(config_json.encode() + b"|" + info_json.encode())
+    return digest.hexdigest()
+
+
 def atomic_write_bytes(path: Path, write: Any) -> None:
     """Write through ``write(fileobj)`` to a temporary file, then rename over ``path``."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -121,19 +139,36 @@ class Zoo:
 
     def save(self, model: nn.Module, config: ModelConfig, info: DataInfo,
              metrics: dict[str, Any]) -> Path:
+        """Store a trained model; returns the path that holds these weights.
+
+        When the zoo already holds this configuration: identical weights keep the
+        stored file (its rows stay valid); different weights (another device, a
+        changed library) go beside it as ``<name>-<content hash>.pt`` and the
+        stored file is left as it is, because result rows refer to it.
+        """
         path = self.path_for(config)
+        state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+        identity = content_sha256(state, config.to_json(), info_to_json(info))
+        if path.is_file():
+            existing = load_checkpoint(path).sha256
+            if existing == identity:
+                return path
+            path = path.with_name(f"{path.stem}-{identity[:12]}.pt")
+            if path.is_file():
+                return path
         payload = {
             "format": FORMAT,
             "config": config.to_json(),
             "info": info_to_json(info),
             "metrics": json.dumps(metrics, sort_keys=True),
             "versions": json.dumps(library_versions(), sort_keys=True),
-            "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+            "state_dict": state,
         }
         atomic_write_bytes(path, lambda fh: torch.save(payload, fh))
         sidecar = {
             "config": json.loads(config.to_json()), "info": json.loads(info_to_json(info)),
-            "metrics": metrics, "sha256": sha256_of(path), "versions": library_versions(),
+            "metrics": metrics, "sha256": identity, "file_sha256": sha256_of(path),
+            "versions": library_versions(),
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "file": path.name,
         }
         text = json.dumps(sidecar, indent=2, sort_keys=True).encode()
@@ -166,5 +201,6 @@ def load_checkpoint(path: str | os.PathLike[str], device: torch.device | str = "
     except RuntimeError as exc:
         raise CheckpointError(f"{path} does not match the {config.label} architecture of this "
                               f"medrobust version: {str(exc).splitlines()[0]}") from exc
+    identity = content_sha256(payload["state_dict"], payload["config"], payload["info"])
     return Checkpoint(model=model.to(device).eval(), config=config, info=info,
-                      metrics=json.loads(payload["metrics"]), path=path, sha256=sha256_of(path))
+                      metrics=json.loads(payload["metrics"]), path=path, sha256=identity)

@@ -16,8 +16,15 @@ import pandas as pd
 from robustbench_med.attacks.spec import PAPER_EPS
 from robustbench_med.report.clean_table import clean_frame
 from robustbench_med.store import ResultStore
+from robustbench_med.versions import code_version
 
 GROUP = ["model", "defense", "dataset", "task", "seed", "subset", "checkpoint_sha", "code_version"]
+
+
+def code_status(versions: pd.Series, current: str | None = None) -> pd.Series:
+    """'current' for rows made by this checkout's result-deciding code, else 'older code'."""
+    current = current or code_version()
+    return versions.map(lambda v: "current" if v == current else "older code")
 
 
 def long_frame(store: ResultStore) -> pd.DataFrame:
@@ -26,6 +33,7 @@ def long_frame(store: ResultStore) -> pd.DataFrame:
         return df
     df = df.copy()
     df["defense"] = df["defense"].replace("", "none")
+    df["code"] = code_status(df["code_version"])
     for col in ("accuracy", "ci_low", "ci_high"):
         df[f"{col}_pct"] = (100 * df[col]).round(2)
     return df
@@ -82,8 +90,9 @@ def wide_frame(df: pd.DataFrame, eps: float = PAPER_EPS, with_ci: bool = False,
     if checks is not None:
         merged = merged.merge(masking_verdicts(checks), on=GROUP, how="left")
         merged["masking"] = merged["masking"].fillna("not run")
+    merged["code"] = code_status(merged["code_version"])
     front = ["model", "defense", "dataset", "task", "preset", "protocol", "n", "clean",
-             "clean_auc"] + (["masking"] if checks is not None else [])
+             "clean_auc"] + (["masking"] if checks is not None else []) + ["code", "code_version"]
     rest = [c for c in merged.columns if c not in front]
     return merged[front + rest].sort_values(["dataset", "task", "model", "defense", "preset",
                                             "protocol"])
