@@ -5,15 +5,26 @@ Data: PneumoniaMNIST + BreastMNIST (d12+d14) at 28 px, paired as the official co
 
 from __future__ import annotations
 
+import inspect
+import math
+
 import pytest
 import torch
 
 from robustbench_med.data import load_dataset
+from robustbench_med.data.spec import DataInfo, TaskInfo
+from robustbench_med.errors import BadInputError
 from robustbench_med.models import build_model
+from robustbench_med.models.mail.ca import ChannelAttention
 from robustbench_med.models.mail.emcam import EMCAM
+from robustbench_med.models.mail.emila import EMILA
+from robustbench_med.models.mail.emsca import EMSCA
+from robustbench_med.models.mail.mfifa import MFIFA
 from robustbench_med.models.mail.noise import AlwaysOnDropout, ModulatedNoise
 from robustbench_med.models.mail.rpf import RandomProjectionConv2d, random_kernel_mask
+from robustbench_med.registry import MODELS
 from robustbench_med.training import AdversarialTraining, multitask_loss, param_groups
+from robustbench_med.workflow import ModelRequest
 
 SIZE = 28
 
@@ -94,8 +105,8 @@ def test_noise_deltas_are_learnt(pair):
     model = build_model("robust_mail", pair.info, seed=0).train()
     multitask_loss(model(pair.train.x[:8]), pair.train.y[:8]).backward()
     deltas = [(n, p) for n, p in model.named_parameters() if n.endswith("delta")]
-    # CA noise and spatial noise in 32 EMILAs, one in each of 4 EMCAMs; channel-wise
-    assert len(deltas) == 2 * 32 + 4
+    # the paper's MAN: CA noise in 32 EMILAs; MFIFA, EMSCA and A_m noise in each of 4 EMCAMs; channel-wise
+    assert len(deltas) == 32 + 3 * 4
     assert all(p.ndim == 1 and p.numel() > 1 for _, p in deltas)
     for name, p in deltas:
         assert p.grad is not None and p.grad.abs().sum() > 0, name
@@ -147,3 +158,238 @@ def test_one_adversarial_training_step(pair):
     loss.backward()
     assert torch.isfinite(loss) and model.training
     assert all(c.weight.grad is not None for c in rpf_convs(model))
+
+
+# ---- modulated attention noise, site by site: the module against its equation evaluated by hand ----
+#
+# ``draws`` fixes every standard-normal draw of MAN and records it per noise module, so each test
+# rebuilds eta' = 0.6 z (delta + 0.6 z delta) (Eq. 22) itself and evaluates the site's equation.
+
+C = 16
+STD = 0.6
+
+
+@pytest.fixture
+def draws(monkeypatch):
+    record: dict[ModulatedNoise, list[torch.Tensor]] = {}
+    generator = torch.Generator().manual_seed(11)
+
+    def draw(self, like):
+        z = torch.randn(like.shape, generator=generator)
+        record.setdefault(self, []).append(z)
+        return z
+
+    monkeypatch.setattr(ModulatedNoise, "draw", draw)
+    return record
+
+
+def eq22(noise: ModulatedNoise, z: torch.Tensor, channel_dim: int = 1) -> torch.Tensor:
+    """eta' = eta * (delta + eta * delta), eta = std * z, delta on the channel axis."""
+    eta = STD * z
+    shape = [1] * z.ndim
+    shape[channel_dim] = -1
+    delta = noise.delta.detach().view(shape)
+    return eta * (delta + eta * delta)
+
+
+def known(module: torch.nn.Module, seed: int = 5) -> torch.nn.Module:
+    """Every parameter re-drawn from a seed (biases, deltas and scalars included), so none is trivial."""
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, p in module.named_parameters():
+            values = torch.randn(p.shape, generator=generator)
+            p.copy_(1.0 + 0.5 * values if name.endswith("delta") else 0.5 * values)
+    return module.eval()
+
+
+def ca_logits(ca: ChannelAttention, x: torch.Tensor) -> torch.Tensor:
+    """f(pool(x)), the code's pooling (GMN + GAP + GMP + GSum) + (GMP - GAP - GMN), two FC layers."""
+    mn, mean, mx, total = x.amin((2, 3)), x.mean((2, 3)), x.amax((2, 3)), x.sum((2, 3))
+    pooled = (mn + mean + mx + total) + (mx - mean - mn)
+    hidden = torch.relu(pooled @ ca.fc1.weight.T + ca.fc1.bias)
+    return hidden @ ca.fc2.weight.T + ca.fc2.bias
+
+
+@pytest.mark.parametrize("form", ["paper", "code"])
+def test_ca_follows_its_equation(draws, form):
+    ca = known(ChannelAttention(C, noise=ModulatedNoise(C), man=form))
+    x = 0.1 * torch.randn(3, C, 4, 4, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        gate = ca(x)[..., 0, 0]
+        z, theta = ca_logits(ca, x), ca.theta
+        noise = eq22(ca.noise, draws[ca.noise][0])
+        if form == "paper":  # Eq. 21: sigma(f(.) * theta_x * eta')
+            expected = torch.sigmoid(z * theta * noise)
+        else:  # notebook cell 23: sigma(clip(f(.) + eta', 0, 1) * theta_x)
+            expected = torch.sigmoid((z + noise).clamp(0, 1) * theta)
+        clean = torch.sigmoid(z * theta)
+    assert draws[ca.noise][0].shape == (3, C)  # one eta per sample and channel
+    torch.testing.assert_close(gate, expected)
+    assert not torch.allclose(gate, clean, atol=1e-3)
+
+
+@pytest.mark.parametrize("form", ["paper", "code"])
+def test_emila_gate_follows_its_equation(draws, form):
+    emila = known(EMILA(C, C, man=form, branch_norm=True))
+    x = torch.randn(2, C, 5, 5, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        out = emila(x)
+        o, skip = emila.msgdc(x), emila.proj_norm(emila.proj(x))
+        z, theta = ca_logits(emila.ca, o), emila.ca.theta
+        noise = eq22(emila.ca.noise, draws[emila.ca.noise][0])
+        if form == "paper":  # the paper changes only CA (Eq. 21): ReLU(skip + o * sigma(f * theta * eta'))
+            assert emila.spatial_noise is None
+            expected = torch.relu(skip + o * torch.sigmoid(z * theta * noise)[..., None, None])
+        else:  # notebook cell 23: s = clip(ReLU(skip + o se) + eta'_s, 0, 1); o * (s se)^3
+            se = torch.sigmoid((z + noise).clamp(0, 1) * theta)[..., None, None]
+            s = (torch.relu(skip + o * se) + eq22(emila.spatial_noise, draws[emila.spatial_noise][0]))
+            a = s.clamp(0, 1) * se
+            expected = o * a * a * a
+    torch.testing.assert_close(out, expected)
+
+
+def dct(x: torch.Tensor) -> torch.Tensor:
+    """Orthonormal DCT-II over the channel axis (dim 2) of (m, B, C, H, W), from its formula."""
+    c = x.shape[2]
+    k, n = torch.arange(c)[:, None].double(), torch.arange(c)[None, :].double()
+    matrix = math.sqrt(2 / c) * torch.cos(math.pi * (2 * n + 1) * k / (2 * c))
+    matrix[0] /= math.sqrt(2)
+    return torch.einsum("kc,mbchw->mbkhw", matrix.float(), x)
+
+
+def mfifa_terms(mfifa: MFIFA, x: torch.Tensor) -> torch.Tensor:
+    """alpha_i low_i + phi_i high_i + gamma_i mean_i for every modality i, (m, B, C, H, W)."""
+    d = dct(x)
+
+    def descriptor(pooled: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(pooled @ mfifa.dense.weight.T + mfifa.dense.bias)[..., None, None]
+
+    low1, high1, low2 = descriptor(d.mean((3, 4))), descriptor(d.amax((3, 4))), descriptor(d.amin((3, 4)))
+    high = high1 + (high1 - low1) + (d - low2)
+    low = low1 + low2
+    mean = high - low
+    return torch.stack([mfifa.alpha[i] * low[i] + mfifa.phi[i] * high[i] + mfifa.gamma[i] * mean[i]
+                        for i in range(x.shape[0])])
+
+
+def emsca_terms(emsca: EMSCA, x: torch.Tensor) -> torch.Tensor:
+    """theta_i * S_i for every modality i, (m, B, C, 1, 1), S without MSGDC: S(t) = GMP(t) + GAP(t).
+
+    S_i <- S(x_i) + S(S(x_i)) + S_partner, in modality order (the partner's current value)."""
+    def squeeze(t: torch.Tensor) -> torch.Tensor:
+        return t.amax((-2, -1), keepdim=True) + t.mean((-2, -1), keepdim=True)
+
+    m = x.shape[0]
+    base = [squeeze(x[i]) for i in range(m)]
+    states = list(base)
+    for i in range(m):
+        states[i] = states[i] + squeeze(base[i]) + states[m - 1 - i]
+    return torch.stack([emsca.theta[i].view(1, -1, 1, 1) * states[i] for i in range(m)])
+
+
+def stacked_pair(seed: int = 3) -> torch.Tensor:
+    return torch.randn(2, 2, C, 4, 4, generator=torch.Generator().manual_seed(seed))
+
+
+def test_mfifa_follows_eq_24(draws):
+    mfifa = known(MFIFA(C, 2, noise=ModulatedNoise(C)))
+    x = stacked_pair()
+    with torch.no_grad():
+        a_f = mfifa(x)
+        z = draws[mfifa.noise][0]
+        assert z.shape == x.shape  # eta'_i per modality, sample, channel and pixel
+        expected = torch.sigmoid((eq22(mfifa.noise, z, 2) * mfifa_terms(mfifa, x)).sum(0, keepdim=True))
+        clean = torch.sigmoid(mfifa_terms(mfifa, x).sum(0, keepdim=True))  # Eq. 9
+    torch.testing.assert_close(a_f, expected)
+    assert not torch.allclose(a_f, clean, atol=1e-3)
+
+
+def test_emsca_follows_eq_25(draws):
+    emsca = known(EMSCA(C, 2, msgdc=False, noise=ModulatedNoise(C)))
+    x = stacked_pair()
+    with torch.no_grad():
+        a_s = emsca(x)
+        z = draws[emsca.noise][0]
+        assert z.shape == (2, 2, C, 1, 1)  # eta'_i per modality, sample and channel
+        expected = torch.sigmoid((eq22(emsca.noise, z, 2) * emsca_terms(emsca, x)).sum(0))
+    torch.testing.assert_close(a_s, expected)
+
+
+@pytest.mark.parametrize("form", ["paper", "code"])
+def test_emcam_follows_its_equation(draws, form):
+    emcam = known(EMCAM(C, 2, man=form, emsca_msgdc=False))
+    x = stacked_pair(4)
+    with torch.no_grad():
+        out = torch.stack(emcam(list(x.unbind(0))))
+        theta_s = emcam.emsca.theta[0].view(1, 1, -1, 1, 1)
+        if form == "paper":  # Eqs. 24 and 25 inside, Eq. 26 on A_m
+            a_f = torch.sigmoid((eq22(emcam.mfifa.noise, draws[emcam.mfifa.noise][0], 2)
+                                 * mfifa_terms(emcam.mfifa, x)).sum(0, keepdim=True))
+            a_s = torch.sigmoid((eq22(emcam.emsca.noise, draws[emcam.emsca.noise][0], 2)
+                                 * emsca_terms(emcam.emsca, x)).sum(0))
+            term = emcam.theta_f * a_f + theta_s * a_s
+            a_m = torch.sigmoid(eq22(emcam.noise, draws[emcam.noise][0].view_as(term), 2) * term)
+        else:  # notebook cell 24: MAIL's A_m (Eqs. 9, 12, 13), then A_m * clip(A_m + eta', 0, 1)^5
+            assert emcam.mfifa.noise is None and emcam.emsca.noise is None
+            a_f = torch.sigmoid(mfifa_terms(emcam.mfifa, x).sum(0, keepdim=True))
+            a_s = torch.sigmoid(emsca_terms(emcam.emsca, x).sum(0))
+            a = torch.sigmoid(emcam.theta_f * a_f + theta_s * a_s)
+            n = (a + eq22(emcam.noise, draws[emcam.noise][0].view_as(a), 2)).clamp(0, 1)
+            a_m = a * n ** 5
+        expected = x * a_m * emcam.theta_m.view(2, 1, -1, 1, 1)
+    torch.testing.assert_close(out, expected)
+
+
+# Logits of two samples (task d12 then d14) in training mode, seed 0, torch.manual_seed(123) before
+# the pass, one thread, recorded from the notebook-noise code before the paper's MAN was added (commit
+# 24391d9): ``man=code`` must keep giving exactly these. One thread: with two, the convolutions sum in
+# another order and the clipped, powered gates carry that to 4e-3 on the logits.
+BEFORE_PAPER_MAN = {
+    ("robust_mail", "code"): [[1.1922659873962402, -0.5112280249595642, 0.9461251497268677,
+                               -0.6719145774841309],
+                              [0.37964630126953125, -0.7760823965072632, -1.9384169578552246,
+                               -1.2636590003967285]],
+    ("robust_mail_code", None): [[0.6424065828323364, -0.6216952800750732, -0.29661768674850464,
+                                  -1.1880122423171997],
+                                 [1.1593749523162842, 0.9083444476127625, 0.6506299376487732,
+                                  0.6886488199234009]],
+}
+SYNTHETIC = DataInfo("d12+d14", 3, SIZE, (TaskInfo("d12", 2), TaskInfo("d14", 2)), ((0.5,) * 3,) * 2,
+                     ((0.25,) * 3,) * 2)
+
+
+@pytest.mark.parametrize(("name", "form"), list(BEFORE_PAPER_MAN))
+def test_the_notebook_noise_is_unchanged(name, form):
+    model = build_model(name, SYNTHETIC, seed=0, model_options={"man": form} if form else {}).train()
+    x = torch.rand(4, 2, 3, SIZE, SIZE, generator=torch.Generator().manual_seed(7))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    torch.manual_seed(123)
+    try:
+        with torch.no_grad():
+            logits = torch.cat(model(x), 1)[:2]
+    finally:
+        torch.set_num_threads(threads)
+    torch.testing.assert_close(logits, torch.tensor(BEFORE_PAPER_MAN[(name, form)]), rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize(("name", "form"), [
+    ("robust_mail", "paper"), ("robust_mail_rn50", "paper"), ("robust_mail_mnv2", "paper"),
+    ("robust_mail-man-only", "paper"), ("robust_mail-rpf-man", "paper"), ("robust_mail-no-rpan", "off"),
+    ("robust_mail-rpf-only", "off"), ("robust_mail_code", "code"), ("mail_rn18", "off"),
+])
+def test_man_is_a_model_option(name, form):
+    assert inspect.signature(MODELS.get(name)).parameters["man"].default == form
+    with pytest.raises(BadInputError, match="man"):
+        build_model(name, SYNTHETIC, model_options={"man": "bogus"})
+    request = ModelRequest(model=name, dataset="d12+d14", image_size=SIZE, model_options={"man": "code"})
+    assert request.config().model_options == {"man": "code"}  # recorded in the checkpoint's config
+
+
+def test_paper_man_puts_noise_where_the_equations_do(pair):
+    model = build_model("robust_mail", pair.info, seed=0)
+    emilas = [m for m in model.modules() if isinstance(m, EMILA)]
+    emcams = [m for m in model.modules() if isinstance(m, EMCAM)]
+    assert len(emilas) == 32 and len(emcams) == 4
+    assert all(e.ca.man == "paper" and e.ca.noise is not None and e.spatial_noise is None for e in emilas)
+    assert all(e.man == "paper" and None not in (e.noise, e.mfifa.noise, e.emsca.noise) for e in emcams)

@@ -18,7 +18,15 @@ GAP(x), so S(S(x)) = 2 S(x)); ``cross_modal=False`` (CMI) drops the partner
 term, so each S_i depends on its own modality only.
 
 With ``rpf_ratio > 0`` the MSGDC's GPC and depth-wise convs hold random
-projection filters (Robust-MAIL, paper Eq. 23).
+projection filters (Robust-MAIL, paper Eq. 23). With ``noise``, Robust-MAIL's
+paper MAN (Eq. 25): each modality's weighted context is multiplied by its own
+eta'_i, drawn per sample and channel (the context's shape), before the sum
+and the sigmoid,
+
+    A_s = sigmoid( sum_i eta'_i * theta_i * S_i )
+
+(Eq. 25 writes no sigmoid, as Eq. 12 does not; the text and the code apply
+one, and the noise goes inside it.) The notebook puts no noise in EMSCA.
 """
 
 from __future__ import annotations
@@ -27,6 +35,7 @@ import torch
 from torch import nn
 
 from robustbench_med.models.mail.msgdc import MSGDC
+from robustbench_med.models.mail.noise import ModulatedNoise
 
 
 def partner(i: int, modalities: int) -> int:
@@ -38,8 +47,10 @@ class EMSCA(nn.Module):
     """Spatial-domain cross attention over stacked features (m, B, C, H, W)."""
 
     def __init__(self, channels: int, modalities: int, *, msgdc: bool = True, cross_modal: bool = True,
-                 rpf_ratio: float = 0.0, rpf_weight_decay: float = 1e-4) -> None:
+                 rpf_ratio: float = 0.0, rpf_weight_decay: float = 1e-4,
+                 noise: ModulatedNoise | None = None) -> None:
         super().__init__()
+        self.noise = noise
         self.modalities, self.cross_modal = modalities, cross_modal
         self.msgdc = (MSGDC(channels, channels, fuse_groups=1, shuffle=False, bias=False, fuse_norm=False,
                             rpf_ratio=rpf_ratio, rpf_weight_decay=rpf_weight_decay)
@@ -67,5 +78,8 @@ class EMSCA(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """A_s, shape (B, C, 1, 1)."""
         states = self.contexts(x)
+        if self.noise is not None:  # Eq. 25: one eta'_i per modality, stacked (m, B, C, 1, 1)
+            weighted = torch.stack([self.theta[i].view(1, -1, 1, 1) * s for i, s in enumerate(states)])
+            return torch.sigmoid(self.noise.modulate(weighted, channel_dim=2).sum(0))
         weighted = sum(self.theta[i].view(1, -1, 1, 1) * s for i, s in enumerate(states))
         return torch.sigmoid(weighted)

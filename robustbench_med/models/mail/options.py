@@ -11,6 +11,7 @@ from typing import Any
 
 from robustbench_med.errors import BadInputError
 from robustbench_med.models.mail.emcam import FUSIONS
+from robustbench_med.models.mail.noise import MAN_FORMS
 
 NOISE_DELTAS = ("channel", "code")
 
@@ -41,7 +42,7 @@ class MailOptions:
     rpf_emcam: bool = False      # RPF in EMCAM's (EMSCA's) MSGDC
     rpf_ratio: float = 0.25      # fraction of kernels that are random
     rpf_weight_decay: float = 1e-4  # on the trainable kernels of RPF convs (Alg. 2)
-    man: bool = False            # modulated attention noise in CA, EMILA and EMCAM
+    man: str = "off"             # MAN: "paper" (Eqs. 21, 24-26), "code" (the notebook's) or "off"
     noise_std: float = 0.6
     noise_delta: str = "channel"  # "channel": learnable delta in R^C; "code": the notebook's scalars
     branch_norm: bool = False    # BN on each MSGDC branch (Robust-MAIL notebook)
@@ -54,6 +55,8 @@ class MailOptions:
                 raise BadInputError(f"MAIL option {f.name} must be a {f.type}, got {value!r}")
         if self.fusion not in FUSIONS:
             raise BadInputError(f"unknown fusion '{self.fusion}' (allowed: {', '.join(FUSIONS)})")
+        if self.man not in MAN_FORMS:
+            raise BadInputError(f"unknown man '{self.man}' (allowed: {', '.join(MAN_FORMS)})")
         if self.noise_delta not in NOISE_DELTAS:
             raise BadInputError(f"unknown noise_delta '{self.noise_delta}' "
                                 f"(allowed: {', '.join(NOISE_DELTAS)})")

@@ -8,10 +8,16 @@ branches, no random projection filters, always-on dropout).
 
 ``robust_mail`` is the paper's design: random projection filters (25% of
 the kernels) in the GPC and depth-wise convs of the MSGDC of every ERLA
-(RPF@E) and EMCAM (RPF), modulated attention noise (MAN) as coded but with a
-learnable channel-wise delta, BN on the MSGDC branches (as the notebook's
-Robust-EMILA), dropout following train/eval mode. Adversarial training (Alg. 2)
-is the training recipe's business (training.AdversarialTraining).
+(RPF@E) and EMCAM (RPF), modulated attention noise (MAN) as the paper's
+Appendix B writes it (``man=paper``: eta' of Eq. 22 with a learnable
+channel-wise delta multiplies the pre-sigmoid terms of CA, MFIFA, EMSCA and
+A_m, Eqs. 21, 24-26), BN on the MSGDC branches (as the notebook's
+Robust-EMILA), dropout following train/eval mode. ``--model-option man=code``
+on any Robust-MAIL variant swaps in the notebook's noise instead (added,
+clipped, gates raised to powers; see ``noise.py``) -- the form that blows up
+first-layer gradients at init (``benchmarks/init_gradients.py``). Adversarial
+training (Alg. 2) is the training recipe's business
+(training.AdversarialTraining).
 
 Named ablations (each one switch of :class:`MailOptions`; every switch also
 works as ``--model-option`` on any body):
@@ -32,7 +38,7 @@ mail_rn18-emsca-no-cmi     emsca_cmi=false (CMI)                Table 5
 mail_rn18-cascaded         fusion=cascaded (CAT vs PFA)         Table 6
 robust_mail-no-rpan        no RPF@E, no RPF, no MAN             Table 5
 robust_mail-rpf-only       RPF in EMCAM only                    Table 5
-robust_mail-man-only       MAN only                             Table 5
+robust_mail-man-only       MAN only (man=paper)                 Table 5
 robust_mail-rpf-man        RPF in EMCAM + MAN (no RPF@E)        Table 5
 robust_mail                RPF@E + RPF + MAN                    Table 5
 ========================== ==================================== =========
@@ -41,7 +47,7 @@ Sizes in the paper's configuration (m = 2, heads 5 and 7, 128x128x3; see
 ``models/profile.py`` for what is counted): mail_rn18 11.37 M parameters
 (11.42 M with BN statistics; the paper says 11.7 M) and 1.31 GFLOPs (paper
 1.84); mail_rn50 19.72 M / 2.19 GFLOPs (paper 20.8 M / 2.18); mail_mnv2
-5.89 M / 0.49; robust_mail 11.32 M; robust_mail_code 11.42 M (11.51 M with
+5.89 M / 0.49; robust_mail 11.31 M (11.32 M with man=code); robust_mail_code 11.42 M (11.51 M with
 BN statistics, the notebook's hand count less its unused weights);
 mail_rn18-plain 22.37 M (paper, Table 4 without ERLA, MFIFA, EMSCA: 23.4 M);
 mail_rn18-no-erla 23.82 M.
@@ -56,9 +62,9 @@ from robustbench_med.registry import MODELS
 
 REFERENCE = "Dhar, Zaidi, Haghighat, KDD 2026 (arXiv 2602.15346); code misti1203/MAIL-Robust-MAIL"
 
-ROBUST: dict[str, Any] = {"rpf_erla": True, "rpf_emcam": True, "man": True, "branch_norm": True,
+ROBUST: dict[str, Any] = {"rpf_erla": True, "rpf_emcam": True, "man": "paper", "branch_norm": True,
                           "noise_delta": "channel"}
-ROBUST_CODE: dict[str, Any] = {"man": True, "branch_norm": True, "noise_delta": "code",
+ROBUST_CODE: dict[str, Any] = {"man": "code", "branch_norm": True, "noise_delta": "code",
                                "always_on_dropout": True}
 
 BASES: dict[str, tuple[str, dict[str, Any], str, tuple[str, ...]]] = {
@@ -87,8 +93,8 @@ MAIL_ABLATIONS: dict[str, dict[str, Any]] = {
 }
 
 RPAN_ABLATIONS: dict[str, dict[str, Any]] = {
-    "no-rpan": {"rpf_erla": False, "rpf_emcam": False, "man": False},
-    "rpf-only": {"rpf_erla": False, "man": False},
+    "no-rpan": {"rpf_erla": False, "rpf_emcam": False, "man": "off"},
+    "rpf-only": {"rpf_erla": False, "man": "off"},
     "man-only": {"rpf_erla": False, "rpf_emcam": False},
     "rpf-man": {"rpf_erla": False},
 }
