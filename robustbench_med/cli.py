@@ -71,6 +71,39 @@ def parse_options(items: list[str] | None, what: str) -> dict[str, Any]:
     return options
 
 
+def check_count(flag: str, value: int | None) -> None:
+    """A subset size of 0 or less is refused under the flag's own name (None: all points)."""
+    if value is not None and value < 1:
+        raise BadInputError(f"{flag} must be at least 1, got {value} (leave it out to use every image)")
+
+
+def check_folder(flag: str, folder: Path, *, inner: str = "") -> None:
+    """Refuse a folder option at or under a file (or whose ``inner`` folder is a file) before any
+    data is read or a model trained: the same mistake found after training would waste the run."""
+    from robustbench_med.store import folder_problem
+
+    problem = folder_problem(folder / inner if inner else folder)
+    if problem is not None:
+        raise BadInputError(f"{flag} {folder} cannot be used: {problem} (pass a folder, new or existing)")
+
+
+def checked_options(model: str, defense: str | None, model_option: list[str] | None,
+                    defense_option: list[str] | None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Model and defense options by name and value type, before any data, message or training."""
+    from robustbench_med.factory_options import check_options
+    from robustbench_med.registry import DEFENSES, MODELS
+
+    model_options = check_options("model", model, MODELS.get(model), 1,
+                                  parse_options(model_option, "--model-option"))
+    defense_options = parse_options(defense_option, "--defense-option")
+    if defense is None:
+        if defense_options:
+            raise BadInputError("--defense-option needs --defense (see medrobust list defenses)")
+        return model_options, {}
+    return model_options, check_options("defense", defense, DEFENSES.get(defense).build, 2,
+                                        defense_options)
+
+
 def model_request(model: str | None, dataset: str | None, *, defense: str | None, image_size: int,
                   epochs: int, batch_size: int, recipe: str, augment: bool, n_train: int | None,
                   n_val: int | None, seed: int, model_option: list[str] | None,
@@ -88,12 +121,14 @@ def model_request(model: str | None, dataset: str | None, *, defense: str | None
     if defense:
         defense = DEFENSES.resolve(defense)
     dataset = "+".join(dataset_spec(part).id for part in dataset.split("+"))
+    check_count("--n-train", n_train)
+    check_count("--n-val", n_val)
+    model_options, defense_options = checked_options(model, defense, model_option, defense_option)
     train = TrainConfig(recipe=recipe, epochs=epochs, batch_size=batch_size, seed=seed,
                         adversarial=adversarial, adv_eps=parse_eps(adv_eps),
                         adv_step=parse_eps(adv_step), adv_steps=adv_steps)
     return ModelRequest(model=model, dataset=dataset, image_size=image_size, train=train,
-                        defense=defense, model_options=parse_options(model_option, "--model-option"),
-                        defense_options=parse_options(defense_option, "--defense-option"),
+                        defense=defense, model_options=model_options, defense_options=defense_options,
                         augment=augment, n_train=n_train, n_val=n_val)
 
 
@@ -179,9 +214,11 @@ def train(model: Model = None, dataset: Dataset = None, defense: Defense = None,
     """Train a model (the paper's recipe by default) and store it in the zoo."""
     from robustbench_med.data.loading import load_dataset
     from robustbench_med.device import resolve_device
+    from robustbench_med.models.builder import check_buildable
     from robustbench_med.models.zoo import Zoo
-    from robustbench_med.workflow import train_and_save
+    from robustbench_med.workflow import strategy_for, train_and_save
 
+    check_folder("--results-dir", results_dir, inner="zoo")
     request = model_request(model, dataset, defense=defense, image_size=image_size, epochs=epochs,
                             batch_size=batch_size, recipe=recipe, augment=augment, n_train=n_train,
                             n_val=n_val, seed=seed, model_option=model_option,
@@ -190,7 +227,11 @@ def train(model: Model = None, dataset: Dataset = None, defense: Defense = None,
     dev = resolve_device(device)
     data = load_dataset(request.dataset, data_root=data_root, image_size=image_size,
                         augment=augment, n_train=n_train, n_val=n_val, download=download)
-    err.print(f"training {request.config().label} on {request.dataset} ({len(data.train)} images "
+    config = request.config()
+    check_buildable(config.model, data.info, defense=config.defense, model_options=config.model_options,
+                    defense_options=config.defense_options)
+    strategy_for(request)  # refuse a defense's recipe options now, not after the training message
+    err.print(f"training {config.label} on {request.dataset} ({len(data.train)} images "
               f"at {image_size}px, {epochs} epochs, recipe {recipe}) on {dev}")
     ckpt = train_and_save(request, data, Zoo(results_dir / "zoo"), dev, progress=not quiet)
     m = ckpt.metrics
@@ -240,17 +281,23 @@ def _run_and_report(request: Any, *, attacks: str, presets: str, eps: tuple[floa
                     checkpoint: Path | None, device: str | None, attack_batch_size: int, draws: int,
                     seed: int, quiet: bool, surrogate: str, checks: bool) -> Any:
     """Run one model's grid, print its table, and refresh the leaderboard files of the store."""
+    from robustbench_med.attacks.spec import PRESETS
     from robustbench_med.evaluation.runner import RunConfig, benchmark
     from robustbench_med.registry import MODELS
     from robustbench_med.report.leaderboard import write_leaderboard
     from robustbench_med.store import ResultStore
 
+    check_folder("--results-dir", results_dir, inner="zoo")
+    check_count("--n-test", n_test)
+    preset_names = tuple(p.strip() for p in presets.split(",") if p.strip())
+    if not preset_names:
+        raise BadInputError(f"--preset '{presets}' names no preset (allowed: {', '.join(PRESETS)}; "
+                            "several comma-separated)")
     if draws < 1:
         raise BadInputError(f"--draws must be at least 1, got {draws}")
     if attack_batch_size < 1:
         raise BadInputError(f"--attack-batch-size must be at least 1, got {attack_batch_size}")
-    cfg = RunConfig(request=request, attacks=attacks,
-                    presets=tuple(p.strip() for p in presets.split(",") if p.strip()), eps=eps,
+    cfg = RunConfig(request=request, attacks=attacks, presets=preset_names, eps=eps,
                     n_test=n_test, data_root=data_root, download=download, results_dir=results_dir,
                     checkpoint=checkpoint, device=device, batch_size=attack_batch_size, draws=draws,
                     seed=seed, progress=not quiet, surrogate=MODELS.resolve(surrogate), checks=checks)
@@ -409,6 +456,7 @@ def leaderboard_publish(results_dir: ResultsDir = DEFAULT_RESULTS,
     from robustbench_med.report.leaderboard import long_frame, write_leaderboard
     from robustbench_med.report.plots import plot_all_sweeps
 
+    check_folder("--out", out_dir)
     store = _open_store(results_dir)
     if store.count() == 0:
         raise MedrobustError(f"the store in {results_dir} has no results yet (run medrobust run first)")
@@ -421,8 +469,9 @@ def leaderboard_publish(results_dir: ResultsDir = DEFAULT_RESULTS,
 def _open_store(results_dir: Path):
     from robustbench_med.store import STORE_NAME, ResultStore
 
+    check_folder("--results-dir", results_dir)
     path = results_dir / STORE_NAME
-    if not path.is_file():
+    if not path.exists():  # a folder or a foreign file there is refused by ResultStore
         raise MedrobustError(f"no results store at {path} (run medrobust run first, or pass --results-dir)")
     return ResultStore(path)
 

@@ -35,3 +35,14 @@ class CheckpointError(MedrobustError):
 
 class BadInputError(MedrobustError):
     """A malformed value on the command line or in an API call."""
+
+
+class DataCorruptError(MedrobustError):
+    """A data file is on disk but cannot be read (a truncated or mislabelled image)."""
+
+
+class StoreError(MedrobustError):
+    """The results store cannot be used as it is: its folder is a file, or it is not our SQLite store.
+
+    Raised before anything is written, so a wrong ``--results-dir`` never alters the file there.
+    """

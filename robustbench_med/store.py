@@ -22,6 +22,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from robustbench_med.errors import StoreError
+
 DEFAULT_RESULTS_DIR = Path("medrobust-results")
 STORE_NAME = "results.sqlite"
 
@@ -35,6 +37,12 @@ VALUE_COLUMNS = {
 }
 CHECK_KEY = ("model", "defense", "dataset", "task", "protocol", "seed", "subset", "checkpoint_sha",
              "code_version", "check_name")
+SQLITE_MAGIC = b"SQLite format 3\x00"
+# What a store must hold to be read and written; extra (newer) columns are fine.
+REQUIRED_COLUMNS = {
+    "results": ("id", *KEY_COLUMNS, *VALUE_COLUMNS),
+    "checks": ("id", *CHECK_KEY, "status", "detail", "created"),
+}
 
 
 @dataclass(frozen=True)
@@ -69,12 +77,65 @@ def unpack_flags(blob: bytes, n: int) -> np.ndarray:
     return np.unpackbits(np.frombuffer(blob, dtype=np.uint8))[:n].astype(bool)
 
 
+def folder_problem(folder: Path) -> str | None:
+    """Why ``folder`` cannot be (or become) a folder: a file at it or above it; None when it can."""
+    for part in (folder, *folder.parents):
+        if part.exists():
+            return None if part.is_dir() else f"{part} is a file, not a folder"
+    return None
+
+
+def check_store_file(path: Path) -> None:
+    """Refuse, reading only, a store path that is not a medrobust store (or cannot become one)."""
+    problem = folder_problem(path.parent)
+    if problem is None and path.is_dir():
+        problem = "it is a folder, not a file"
+    elif problem is None and path.is_file():
+        problem = _store_file_problem(path)
+    if problem is not None:
+        raise StoreError(f"cannot use the results store {path}: {problem}; it was left as it is "
+                         "(choose another results folder)")
+
+
+def _store_file_problem(path: Path) -> str | None:
+    """What makes an existing file unusable as a store: not SQLite, another program's, other columns."""
+    with path.open("rb") as handle:
+        head = handle.read(len(SQLITE_MAGIC))
+    if head and head != SQLITE_MAGIC:
+        return "it is not a SQLite file"
+    try:  # a plain connection that only reads: no journal-mode change, and, unlike mode=ro, it removes
+        # the -wal and -shm files of a WAL store again when it closes
+        with closing(sqlite3.connect(path, timeout=60)) as db:
+            tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+                      if not row[0].startswith("sqlite_")}
+            columns = {t: [row[1] for row in db.execute(f"PRAGMA table_info({t})")]
+                       for t in tables & set(REQUIRED_COLUMNS)}
+    except sqlite3.DatabaseError as exc:
+        return f"SQLite cannot read it ({exc})"
+    if tables and "results" not in tables:
+        return f"it is another program's SQLite file (tables: {', '.join(sorted(tables))})"
+    for table, present in columns.items():
+        if any(c not in present for c in REQUIRED_COLUMNS[table]):
+            return (f"its {table} table has another schema (columns {_first(present)}; a medrobust "
+                    f"store's are {_first(REQUIRED_COLUMNS[table])})")
+    return None
+
+
+def _first(names: list[str] | tuple[str, ...], n: int = 4) -> str:
+    return ", ".join(names[:n]) + (", ..." if len(names) > n else "")
+
+
 class ResultStore:
     """The SQLite file holding every result row and every gradient-masking check."""
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        check_store_file(self.path)  # read-only: a file that is not our store is never written
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"cannot create the results folder {self.path.parent}: "
+                             f"{exc.strerror or exc}") from None
         with closing(self._connect()) as db, db:
             key_sql = ", ".join(f"{c} {'REAL' if c == 'eps' else 'INTEGER' if c == 'seed' else 'TEXT'}"
                                 f" NOT NULL" for c in KEY_COLUMNS)
@@ -88,9 +149,12 @@ class ResultStore:
                        f"UNIQUE ({', '.join(CHECK_KEY)}))")
 
     def _connect(self) -> sqlite3.Connection:
-        db = sqlite3.connect(self.path, timeout=60)
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=FULL")
+        try:
+            db = sqlite3.connect(self.path, timeout=60)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=FULL")
+        except sqlite3.DatabaseError as exc:  # unreadable, locked past the timeout, or not SQLite
+            raise StoreError(f"cannot open the results store {self.path}: {exc}") from None
         return db
 
     # -- results ------------------------------------------------------------

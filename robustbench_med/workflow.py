@@ -11,7 +11,7 @@ from rich.console import Console
 
 from robustbench_med.data.spec import LoadedDataset
 from robustbench_med.errors import BadInputError
-from robustbench_med.models.builder import build_model
+from robustbench_med.models.builder import build_model, check_buildable
 from robustbench_med.models.zoo import Checkpoint, ModelConfig, Zoo, load_checkpoint
 from robustbench_med.training import (
     TrainConfig,
@@ -103,6 +103,9 @@ def obtain_model(request: ModelRequest, data: LoadedDataset, zoo: Zoo, device: t
     if path is not None:
         console.print(f"[dim]using checkpoint {path}[/]")
         return load_checkpoint(path, device)
+    check_buildable(config.model, data.info, defense=config.defense, model_options=config.model_options,
+                    defense_options=config.defense_options)
+    strategy_for(request)  # a defense's recipe reads its options too: refuse them before training
     console.print(f"no checkpoint for {config.label} on {config.dataset} at {config.image_size}px "
                   f"({request.train.epochs} epochs, recipe {request.train.recipe}"
                   f"{', adversarial' if request.train.adversarial else ''}): training it now")

@@ -9,13 +9,19 @@ import sqlite3
 import subprocess
 import sys
 import time
+from contextlib import closing
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
+from PIL import Image
 
 from robustbench_med.cli import main
+from robustbench_med.defenses.base import Defense, register_defense
+from robustbench_med.errors import BadInputError
+from robustbench_med.registry import DEFENSES
 from robustbench_med.store import STORE_NAME, ResultStore
 from tests.conftest import DATA_ROOT, N_TEST, cli_args
 
@@ -120,7 +126,31 @@ BAD_RUNS = [
     (["--device", "tpu"], "unknown device 'tpu'"),
     (["--model-option", "stem"], "malformed --model-option 'stem'"),
     (["--draws", "0"], "--draws must be at least 1"),
+    (["--preset", ""], "--preset '' names no preset (allowed: paper, standard, code"),
+    (["--n-test", "0"], "--n-test must be at least 1, got 0"),
+    (["--n-train", "-5"], "--n-train must be at least 1, got -5"),
+    (["--model-option", "stm=cifar"],
+     "model resnet18 has no option stm (allowed: stem); did you mean 'stem'?"),
+    # found by the factory itself: refused before "training it now" (the one-line check shows it)
+    (["--model-option", "stem=cifr"], "unknown stem 'cifr' (allowed: imagenet, cifar)"),
+    (["--defense", "pni", "--defense-option", "delay=abc"],
+     "defense pni option delay must be an int or null, got 'abc'"),
+    (["--defense", "pni", "--defense-option", "alpha_init=-1"], "PNI alpha_init must be >= 0"),
+    (["--defense-option", "delay=3"], "--defense-option needs --defense"),
 ]
+
+
+def store_bytes(results_dir: Path) -> bytes:
+    return (results_dir / STORE_NAME).read_bytes()
+
+
+def assert_one_line_error(code: int, err: str, *words: str) -> None:
+    """Exit 2, one non-empty stderr line that starts with 'error:' and holds every word, no traceback."""
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert code == 2, err
+    assert len(lines) == 1 and lines[0].startswith("error: "), err
+    assert all(word in lines[0] for word in words), lines[0]
+    assert "Traceback" not in err
 
 
 @pytest.mark.parametrize(("change", "message"), BAD_RUNS)
@@ -131,15 +161,128 @@ def test_bad_input_is_one_line_and_exit_2(capsys, results_dir, trained_resnet, c
         if flag not in change:
             args += [flag, value]
     args += change
-    before = len(store_rows(results_dir)) if (results_dir / STORE_NAME).exists() else 0
+    ResultStore(results_dir / STORE_NAME)  # a store exists (made now if no test made it earlier)
+    before = store_bytes(results_dir)
     code, _out, err = run_cli(capsys, *args)
-    assert code == 2
-    lines = [line for line in err.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error: "), err
-    assert message in lines[0]
-    assert "Traceback" not in err
-    after = len(store_rows(results_dir)) if (results_dir / STORE_NAME).exists() else 0
-    assert after == before
+    assert_one_line_error(code, err, message)
+    assert store_bytes(results_dir) == before
+
+
+# -- a results folder or store that cannot be used: refused before anything is read or written -----
+def _under_a_file(tmp: Path) -> Path:
+    (tmp / "afile").write_text("a file, not a folder")
+    return tmp / "afile" / "sub"
+
+
+def _a_file(tmp: Path) -> Path:
+    (tmp / "afile").write_text("a file, not a folder")
+    return tmp / "afile"
+
+
+def _store_is_a_folder(tmp: Path) -> Path:
+    (tmp / "r" / STORE_NAME).mkdir(parents=True)
+    return tmp / "r"
+
+
+def _store_is_not_sqlite(tmp: Path) -> Path:
+    (tmp / "r").mkdir()
+    (tmp / "r" / STORE_NAME).write_bytes(bytes(range(256)) * 8)
+    return tmp / "r"
+
+
+def _store_of_another_schema(tmp: Path) -> Path:
+    (tmp / "r").mkdir()
+    with closing(sqlite3.connect(tmp / "r" / STORE_NAME)) as db, db:
+        db.execute("CREATE TABLE results (a INTEGER)")
+        db.execute("INSERT INTO results VALUES (7)")
+    return tmp / "r"
+
+
+UNUSABLE = {
+    "results dir under a file": (_under_a_file, ["--results-dir", "afile is a file, not a folder"]),
+    "results dir is a file": (_a_file, ["--results-dir", "afile is a file, not a folder"]),
+    "store is a folder": (_store_is_a_folder, [STORE_NAME, "it is a folder, not a file"]),
+    "store is not SQLite": (_store_is_not_sqlite, [STORE_NAME, "it is not a SQLite file", "left as it is"]),
+    "store of another schema": (_store_of_another_schema,
+                                [STORE_NAME, "results table has another schema", "columns a;"]),
+}
+
+
+def snapshot(folder: Path) -> dict[str, bytes | None]:
+    """Every path under ``folder`` with its bytes (None for a folder)."""
+    return {str(p.relative_to(folder)): p.read_bytes() if p.is_file() else None
+            for p in sorted(folder.rglob("*"))}
+
+
+@pytest.mark.parametrize("command", ["run", "show", "publish"])
+@pytest.mark.parametrize("case", list(UNUSABLE))
+def test_unusable_results_folder_or_store_is_one_line_and_untouched(capsys, tmp_path, case, command):
+    make, words = UNUSABLE[case]
+    folder = make(tmp_path)
+    args = {"run": run_args(folder, "--attacks", "pgd-10"),
+            "show": ["leaderboard", "show", "--results-dir", str(folder)],
+            "publish": ["leaderboard", "publish", "--results-dir", str(folder), "--out",
+                        str(tmp_path / "published")]}[command]
+    before = snapshot(tmp_path)
+    code, _out, err = run_cli(capsys, *args)
+    assert_one_line_error(code, err, *words)
+    assert snapshot(tmp_path) == before  # nothing written, created or changed
+
+
+def test_corrupt_image_in_a_folder_dataset_is_named(capsys, tmp_path):
+    folder = tmp_path / "data" / "TB_Chest_Radiography_Database"
+    rng = np.random.default_rng(0)
+    for name in ("Normal", "Tuberculosis"):
+        (folder / name).mkdir(parents=True)
+        for i in range(5):
+            Image.fromarray(rng.integers(0, 256, (32, 32), dtype=np.uint8)).save(folder / name / f"{i}.png")
+    bad = folder / "Tuberculosis" / "3.png"
+    bad.write_bytes(bad.read_bytes()[:60])  # cut inside its pixel data
+    code, _out, err = run_cli(capsys, "run", "--model", "resnet18", "--dataset", "d3", "--image-size", "28",
+                              "--data-root", str(tmp_path / "data"), "--results-dir", str(tmp_path / "r"),
+                              "--quiet")
+    assert_one_line_error(code, err, "cannot read image", str(bad), "dataset d3")
+
+
+# -- a third-party defense's options are typed by its factory's annotations and defaults ---------------
+def plugin_defense(build_backbone, info, levels=4, sigma: float = 0.1):
+    """A defense as a plugin writes it: ``levels`` typed by its default, ``sigma`` by its annotation."""
+    return build_backbone()
+
+
+@pytest.fixture
+def plugin(monkeypatch) -> str:
+    """``plugin_defense`` registered for one test only."""
+    DEFENSES.names()  # the built-ins load into the copy, not after it
+    monkeypatch.setattr(DEFENSES, "_entries", dict(DEFENSES._entries))
+    register_defense(Defense(name="test-plugin", build=plugin_defense, randomized=False, reference="tests"))
+    return "test-plugin"
+
+
+@pytest.mark.parametrize(("option", "message"), [
+    ("levels=abc", "defense test-plugin option levels must be an int, got 'abc'"),
+    ("levels=2.5", "defense test-plugin option levels must be an int, got 2.5"),
+    ("sigma=abc", "defense test-plugin option sigma must be a float, got 'abc'"),
+    ("sigma=true", "defense test-plugin option sigma must be a float, got True"),
+    ("sigmaa=0.2", "has no option sigmaa (allowed: levels, sigma); did you mean 'sigma'?"),
+])
+def test_plugin_option_values_are_type_checked_before_training(capsys, results_dir, plugin, option,
+                                                              message):
+    ResultStore(results_dir / STORE_NAME)
+    before = store_bytes(results_dir)
+    code, _out, err = run_cli(capsys, *run_args(results_dir, "--defense", plugin,
+                                                "--defense-option", option))
+    assert_one_line_error(code, err, message)  # one line: no "training it now" before it
+    assert store_bytes(results_dir) == before
+
+
+def test_option_values_are_converted_only_where_nothing_is_lost():
+    from robustbench_med.factory_options import check_options
+
+    options = check_options("defense", "test-plugin", plugin_defense, 2, {"levels": 3.0, "sigma": 1})
+    assert options == {"levels": 3, "sigma": 1} and type(options["levels"]) is int
+    with pytest.raises(BadInputError, match=r"levels must be an int, got 2\.5"):
+        check_options("defense", "test-plugin", plugin_defense, 2, {"levels": 2.5})
 
 
 def test_missing_data_is_one_line(capsys, tmp_path, monkeypatch):

@@ -172,7 +172,7 @@ def test_one_adversarial_step_of_its_strategy_trains_the_defense(name, d12_small
 def test_options_are_checked_by_name_and_type(d12_small):
     with pytest.raises(BadInputError, match=r"has no option ratios \(allowed: ratio"):
         defended("rpf", d12_small.info, ratios=0.5)
-    with pytest.raises(BadInputError, match="option per_forward must be bool"):
+    with pytest.raises(BadInputError, match="option per_forward must be a bool"):
         defended("pni", d12_small.info, per_forward="yes")
     with pytest.raises(BadInputError, match="unknown DBN branch"):
         defended("dbn", d12_small.info, branch="both")

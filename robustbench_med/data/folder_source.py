@@ -16,7 +16,7 @@ from PIL import Image
 
 from robustbench_med.data.roots import candidate_roots
 from robustbench_med.data.spec import DatasetSpec
-from robustbench_med.errors import DataMissingError
+from robustbench_med.errors import DataCorruptError, DataMissingError
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"}
 SPLIT_DIRS = ("train", "val", "test")
@@ -88,11 +88,17 @@ def stratified_split(labels: np.ndarray, seed: int = 0,
     return {s: np.sort(np.concatenate(p)) for s, p in parts.items()}
 
 
-def _decode(path: Path, channels: int, size: int) -> np.ndarray:
-    with Image.open(path) as img:
-        img = img.convert("L" if channels == 1 else "RGB")
-        img = img.resize((size, size), Image.Resampling.BILINEAR)
-        return np.asarray(img, dtype=np.uint8)
+def _decode(spec: DatasetSpec, path: Path, size: int) -> np.ndarray:
+    """One image at ``size``; a file Pillow cannot decode is named, not left to a traceback."""
+    try:
+        with Image.open(path) as img:
+            img = img.convert("L" if spec.channels == 1 else "RGB")
+            img = img.resize((size, size), Image.Resampling.BILINEAR)
+            return np.asarray(img, dtype=np.uint8)
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+        reason = " ".join(str(exc).split()) or type(exc).__name__
+        raise DataCorruptError(f"dataset {spec.id} ({spec.name}): cannot read image {path} ({reason}); "
+                               f"replace it from {spec.source_url} or delete it") from None
 
 
 def load_folder(spec: DatasetSpec, data_root: str | Path | None,
@@ -106,7 +112,7 @@ def load_folder(spec: DatasetSpec, data_root: str | Path | None,
         raise _missing(spec, data_root, f"has no images in {folder}")
     paths = [p for p, _ in items]
     labels = np.array([y for _, y in items], dtype=np.int64)
-    images = np.stack([_decode(p, spec.channels, image_size) for p in paths])
+    images = np.stack([_decode(spec, p, image_size) for p in paths])
     given = [_split_of(p, folder) for p in paths]
     if all(s is not None for s in given) and set(given) == set(SPLIT_DIRS):
         index = {s: np.array([i for i, g in enumerate(given) if g == s]) for s in SPLIT_DIRS}

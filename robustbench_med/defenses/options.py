@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import functools
 import inspect
-import types
 import typing
 from collections.abc import Callable
 from dataclasses import fields
@@ -22,37 +21,25 @@ from torch import nn
 
 from robustbench_med.data.spec import DataInfo
 from robustbench_med.errors import BadInputError
+from robustbench_med.factory_options import convert_option, expected_types
+from robustbench_med.registry import nearest
 
 O = TypeVar("O")  # noqa: E741 -- the options dataclass
 BackboneBuilder = Callable[[], nn.Module]
 
 
-def _accepts(value: Any, annotation: Any) -> bool:
-    """A loose type check for option values that arrive as JSON scalars from the CLI."""
-    if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is typing.Union:
-        return any(_accepts(value, arg) for arg in typing.get_args(annotation))
-    if annotation is type(None):
-        return value is None
-    if annotation is float:
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
-    if annotation is int:
-        return isinstance(value, int) and not isinstance(value, bool)
-    return isinstance(value, annotation)
-
-
 def parse_options(cls: type[O], options: dict[str, Any], defense: str) -> O:
-    """``cls(**options)`` after checking every name and value type, with a one-line error."""
+    """``cls(**options)`` after checking every name and value type (converting where exact)."""
     known = {f.name: f for f in fields(cls)}  # type: ignore[arg-type]
     hints = typing.get_type_hints(cls)  # resolves the string annotations of PEP 563
     unknown = sorted(set(options) - set(known))
     if unknown:
+        near = nearest(unknown[0], list(known))
         raise BadInputError(f"defense {defense} has no option {', '.join(unknown)} "
-                            f"(allowed: {', '.join(known) or 'none'})")
-    for name, value in options.items():
-        if not _accepts(value, hints[name]):
-            raise BadInputError(f"defense {defense} option {name} must be {known[name].type}, "
-                                f"got {value!r}")
-    return cls(**options)
+                            f"(allowed: {', '.join(known) or 'none'})"
+                            + (f"; did you mean '{near}'?" if near else ""))
+    return cls(**{name: convert_option(f"defense {defense}", name, value, expected_types(hints[name]))
+                  for name, value in options.items()})
 
 
 def defense_factory(cls: type[O], defense: str) -> Callable[

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable
 from typing import Any
 
@@ -10,22 +9,14 @@ import torch
 from torch import nn
 
 from robustbench_med.data.spec import DataInfo
-from robustbench_med.errors import BadInputError
+from robustbench_med.factory_options import check_options
 from robustbench_med.registry import DEFENSES, MODELS
 
 
 def call_with_options(kind: str, name: str, factory: Callable[..., Any], *args: Any,
                       **options: Any) -> Any:
-    """Call a factory, turning an unknown option into a clear error that lists the known ones."""
-    params = inspect.signature(factory).parameters
-    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
-    unknown = [k for k in options if k not in params]
-    if unknown and not takes_any:
-        allowed = [p for p in list(params)[len(args):]] or ["none"]
-        raise BadInputError(
-            f"{kind} {name} has no option {', '.join(unknown)} (allowed: {', '.join(allowed)})"
-        )
-    return factory(*args, **options)
+    """Call a factory after checking its options' names and value types (one-line errors)."""
+    return factory(*args, **check_options(kind, name, factory, len(args), options))
 
 
 def build_model(model: str, info: DataInfo, *, defense: str | None = None,
@@ -46,3 +37,13 @@ def build_model(model: str, info: DataInfo, *, defense: str | None = None,
     plugin = DEFENSES.get(defense_name)
     return call_with_options("defense", defense_name, plugin.build, build_backbone, info,
                              **(defense_options or {}))
+
+
+def check_buildable(model: str, info: DataInfo, *, defense: str | None = None,
+                    model_options: dict[str, Any] | None = None,
+                    defense_options: dict[str, Any] | None = None) -> None:
+    """Build once and discard, random state untouched: every check a factory makes on its options
+    fails here, before a training run is announced or started, not minutes into it."""
+    with torch.random.fork_rng(devices=[]):
+        build_model(model, info, defense=defense, model_options=model_options,
+                    defense_options=defense_options)
