@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import sys
+import warnings
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -32,7 +33,7 @@ Defense = Annotated[str | None, typer.Option(help="Registered defense wrapped ar
 ImageSize = Annotated[int, typer.Option(help="Side of the square input, in pixels (paper: 128).")]
 Epochs = Annotated[int, typer.Option(help="Training epochs (paper: 200).")]
 BatchSize = Annotated[int, typer.Option(help="Training batch size.")]
-Recipe = Annotated[str, typer.Option(help="Training recipe: paper (SGD 1e-3), code (Adam 1e-4) or fast (SGD 1e-2, for short CPU budgets).")]
+Recipe = Annotated[str, typer.Option(help="Training recipe: paper (SGD 1e-3), code (Adam 1e-4), fast (SGD 1e-2, for short CPU budgets) or medmnist (MedMNIST v2's benchmark: Adam 1e-3, x0.1 at 50% and 75% of the epochs; use --batch-size 128).")]
 Augment = Annotated[bool, typer.Option("--augment/--no-augment", help="The paper's 4x training augmentation.")]
 NTrain = Annotated[int | None, typer.Option(help="Use a fixed subset of this many training images.")]
 NVal = Annotated[int | None, typer.Option(help="Use a fixed subset of this many validation images.")]
@@ -216,7 +217,7 @@ def train(model: Model = None, dataset: Dataset = None, defense: Defense = None,
     from robustbench_med.device import resolve_device
     from robustbench_med.models.builder import check_buildable
     from robustbench_med.models.zoo import Zoo
-    from robustbench_med.workflow import strategy_for, train_and_save
+    from robustbench_med.workflow import OneClassWarning, strategy_for, train_and_save
 
     check_folder("--results-dir", results_dir, inner="zoo")
     request = model_request(model, dataset, defense=defense, image_size=image_size, epochs=epochs,
@@ -233,11 +234,21 @@ def train(model: Model = None, dataset: Dataset = None, defense: Defense = None,
     strategy_for(request)  # refuse a defense's recipe options now, not after the training message
     err.print(f"training {config.label} on {request.dataset} ({len(data.train)} images "
               f"at {image_size}px, {epochs} epochs, recipe {recipe}) on {dev}")
-    ckpt = train_and_save(request, data, Zoo(results_dir / "zoo"), dev, progress=not quiet)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", OneClassWarning)  # said below, in one line
+        ckpt = train_and_save(request, data, Zoo(results_dir / "zoo"), dev, progress=not quiet)
     m = ckpt.metrics
-    out.print(f"checkpoint {ckpt.path}\nval accuracy {m['val_accuracy']:.4f} (epoch "
-              f"{m['best_epoch']}), test accuracy {m['test_accuracy']:.4f} (n={m['n_test']}), "
-              f"sha256 {ckpt.sha256[:16]}")
+    out.print(f"checkpoint {ckpt.path}\nval accuracy {m['val_accuracy']:.4f}, val AUC "
+              f"{_fmt(m.get('val_auc'))} (epoch {m['best_epoch']}, kept by {m.get('selection')}), "
+              f"test accuracy {m['test_accuracy']:.4f}, test AUC {_fmt(m.get('test_auc'))} "
+              f"(n={m['n_test']}), sha256 {ckpt.sha256[:16]}")
+    if m.get("one_class"):
+        err.print("[yellow]warning: the kept model is right on one validation class only (a constant "
+                  "predictor); train longer or with another recipe before reading robustness rows[/]")
+
+
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.4f}"
 
 
 # -- run ---------------------------------------------------------------------------

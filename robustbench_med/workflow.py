@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,7 @@ from robustbench_med.training import (
     TrainConfig,
     TrainingStrategy,
     default_strategy,
-    evaluate_split,
+    score_split,
     train_model,
 )
 
@@ -53,6 +54,10 @@ class ModelRequest:
         )
 
 
+class OneClassWarning(UserWarning):
+    """A trained model that is right on one class only: no robustness row of it means anything."""
+
+
 def strategy_for(request: ModelRequest) -> TrainingStrategy:
     """The defense's own training recipe when it has one, else standard or PGD-AT training."""
     if request.defense:
@@ -74,14 +79,21 @@ def train_and_save(request: ModelRequest, data: LoadedDataset, zoo: Zoo, device:
                         seed=request.train.seed)
     strategy = strategy_for(request)
     result = train_model(model, data, request.train, device, progress=progress, strategy=strategy)
-    test_accuracy, _ = evaluate_split(model, data.test, device)
+    test = score_split(model, data.test, device)
     metrics = {
         "best_epoch": result.best_epoch, "epochs_run": len(result.history),
-        "val_accuracy": result.val_accuracy, "val_loss": result.val_loss,
-        "test_accuracy": test_accuracy, "n_test": len(data.test), "train_seconds": result.seconds,
+        "val_accuracy": result.val_accuracy, "val_loss": result.val_loss, "val_auc": result.val_auc,
+        "val_recall": [{str(c): r for c, r in t.items()} for t in result.val_recall],
+        "selection": result.selection, "one_class": result.one_class,
+        "test_accuracy": test.accuracy, "test_auc": test.auc, "n_test": len(data.test),
+        "train_seconds": result.seconds,
         "device": str(device), "history": result.history, "data": data.provenance,
         "strategy": strategy.describe(),
     }
+    if result.one_class:
+        warnings.warn(f"{config.label} on {config.dataset}: the kept epoch ({result.best_epoch}) is right on "
+                      "one validation class only (a constant predictor); its robustness rows will read as "
+                      "that class's share", OneClassWarning, stacklevel=2)
     path = zoo.save(model, config, data.info, metrics)
     return load_checkpoint(path, device)
 
@@ -109,7 +121,12 @@ def obtain_model(request: ModelRequest, data: LoadedDataset, zoo: Zoo, device: t
     console.print(f"no checkpoint for {config.label} on {config.dataset} at {config.image_size}px "
                   f"({request.train.epochs} epochs, recipe {request.train.recipe}"
                   f"{', adversarial' if request.train.adversarial else ''}): training it now")
-    trained = train_and_save(request, data, zoo, device, progress=progress)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", OneClassWarning)  # said on the console below
+        trained = train_and_save(request, data, zoo, device, progress=progress)
+    if trained.metrics.get("one_class"):
+        console.print("[yellow]warning: the trained model is right on one validation class only (a "
+                      "constant predictor); its robustness rows will read as that class's share[/]")
     console.print(f"saved {trained.path} (val acc {trained.metrics['val_accuracy']:.3f}, "
                   f"test acc {trained.metrics['test_accuracy']:.3f})")
     return trained
