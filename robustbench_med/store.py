@@ -43,6 +43,10 @@ REQUIRED_COLUMNS = {
     "results": ("id", *KEY_COLUMNS, *VALUE_COLUMNS),
     "checks": ("id", *CHECK_KEY, "status", "detail", "created"),
 }
+# statistic and p_value came later: older stores get them by ALTER TABLE on the next write
+CHECK_VALUES = {"status": "TEXT NOT NULL", "detail": "TEXT", "created": "TEXT", "statistic": "REAL",
+                "p_value": "REAL"}
+CHECK_EVIDENCE = ("statistic", "p_value")
 
 
 @dataclass(frozen=True)
@@ -144,9 +148,9 @@ class ResultStore:
                        f"{value_sql}, UNIQUE ({', '.join(KEY_COLUMNS)}))")
             check_sql = ", ".join(f"{c} {'INTEGER' if c == 'seed' else 'TEXT'} NOT NULL"
                                   for c in CHECK_KEY)
+            check_values = ", ".join(f"{c} {t}" for c, t in CHECK_VALUES.items())
             db.execute(f"CREATE TABLE IF NOT EXISTS checks (id INTEGER PRIMARY KEY, {check_sql}, "
-                       f"status TEXT NOT NULL, detail TEXT, created TEXT, "
-                       f"UNIQUE ({', '.join(CHECK_KEY)}))")
+                       f"{check_values}, UNIQUE ({', '.join(CHECK_KEY)}))")
 
     def _connect(self) -> sqlite3.Connection:
         try:
@@ -189,10 +193,11 @@ class ResultStore:
                                 tuple(row.values()))
             return cursor.rowcount == 1
 
-    def frame(self, **filters: Any) -> pd.DataFrame:
-        """All rows (without the flag blobs) as a DataFrame, optionally filtered by column."""
+    def frame(self, *, with_flags: bool = False, **filters: Any) -> pd.DataFrame:
+        """All rows as a DataFrame, optionally filtered by column; the bit-packed per-point flag blobs
+        only ``with_flags`` (the masking checks' paired tests need them, tables do not)."""
         where = " AND ".join(f"{c} = ?" for c in filters) or "1"
-        columns = [c for c in ("id", *KEY_COLUMNS, *VALUE_COLUMNS) if c != "flags"]
+        columns = [c for c in ("id", *KEY_COLUMNS, *VALUE_COLUMNS) if with_flags or c != "flags"]
         with closing(self._connect()) as db:
             return pd.read_sql_query(f"SELECT {', '.join(columns)} FROM results WHERE {where} "
                                      "ORDER BY id", db, params=tuple(filters.values()))
@@ -202,18 +207,34 @@ class ResultStore:
             return int(db.execute("SELECT COUNT(*) FROM results").fetchone()[0])
 
     # -- gradient-masking checks -------------------------------------------
-    def put_check(self, key: dict[str, Any], name: str, status: str, detail: str) -> None:
-        """Record (or refresh) one check's verdict for one model cell."""
+    def put_check(self, key: dict[str, Any], name: str, status: str, detail: str, *,
+                  statistic: float | None = None, p_value: float | None = None) -> None:
+        """Record (or refresh) one check's verdict for one model cell, with its test's evidence."""
         row = {**{c: key[c] for c in CHECK_KEY if c != "check_name"}, "check_name": name,
-               "status": status, "detail": detail, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+               "status": status, "detail": detail, "statistic": statistic, "p_value": p_value,
+               "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
         columns = ", ".join(row)
         marks = ", ".join("?" for _ in row)
         with closing(self._connect()) as db, db:
+            _add_check_evidence(db)
             db.execute(f"INSERT OR REPLACE INTO checks ({columns}) VALUES ({marks})",
                        tuple(row.values()))
 
     def checks_frame(self, **filters: Any) -> pd.DataFrame:
+        """Every check row; a store written before the evidence columns reads with them empty."""
         where = " AND ".join(f"{c} = ?" for c in filters) or "1"
         with closing(self._connect()) as db:
-            return pd.read_sql_query(f"SELECT * FROM checks WHERE {where} ORDER BY id", db,
-                                     params=tuple(filters.values()))
+            frame = pd.read_sql_query(f"SELECT * FROM checks WHERE {where} ORDER BY id", db,
+                                      params=tuple(filters.values()))
+        for column in CHECK_EVIDENCE:
+            if column not in frame:
+                frame[column] = np.nan
+        return frame
+
+
+def _add_check_evidence(db: sqlite3.Connection) -> None:
+    """Add the evidence columns to a checks table made before them (old stores stay readable)."""
+    present = {row[1] for row in db.execute("PRAGMA table_info(checks)")}
+    for column in CHECK_EVIDENCE:
+        if column not in present:
+            db.execute(f"ALTER TABLE checks ADD COLUMN {column} {CHECK_VALUES[column]}")
