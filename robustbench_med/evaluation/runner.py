@@ -223,12 +223,13 @@ class GridRunner:
         started = time.perf_counter()
         probs = probabilities(tc.view, tc.x, self.device, draws=tc.draws, batch_size=cfg.batch_size)
         clean_flags = (probs.argmax(1) == tc.y).numpy()
+        noise = self._draw_noise(tc, probs) if tc.randomized else None
         self._check_recorded_accuracy(tc.ckpt, clean_flags, tc.randomized)
         clean_key = self._key(tc.ckpt, tc.task, "clean", "-", 0.0,
                               "randomized" if tc.randomized else "deterministic", n)
         cells = [self._stored(clean_key, "clean") or self._store_cell(
             clean_key, clean_flags, n_attacked=0, wall_s=time.perf_counter() - started,
-            settings={"draws": tc.draws, "train": training_budget(tc.ckpt)},
+            settings={"draws": tc.draws, "train": training_budget(tc.ckpt), "draw_noise": noise},
             auc_value=auc(probs.numpy(), tc.y.numpy()))]
         attacked = torch.from_numpy(np.flatnonzero(clean_flags))
         for request in requests:
@@ -240,8 +241,15 @@ class GridRunner:
             for protocol in protocols_for(probe, tc.randomized)[-1:]:
                 cells += self._eps_series(tc, attacked, probe, PROBE[1], protocol,
                                           eps_values=(PROBE[2],))
-            self._run_checks(tc, n, clean_flags)
+            self._run_checks(tc, n, clean_flags, noise)
         return cells
+
+    def _draw_noise(self, tc: TaskContext, probs: torch.Tensor) -> float:
+        """How often a second, independent scoring of the same clean points changes a prediction:
+        the per-point noise of scoring a randomized model, which the masking checks must not read
+        as a difference between attacks."""
+        again = probabilities(tc.view, tc.x, self.device, draws=tc.draws, batch_size=self.cfg.batch_size)
+        return float((again.argmax(1) != probs.argmax(1)).float().mean())
 
     def _attack_name(self, request: AttackRequest) -> str:
         """The stored name; a non-default surrogate is part of it, so cells never mix."""
@@ -269,18 +277,21 @@ class GridRunner:
                 targets, previous = torch.from_numpy(np.flatnonzero(flags)), settings.eps
         return cells
 
-    def _run_checks(self, tc: TaskContext, n: int, clean_flags: np.ndarray) -> list[CheckResult]:
+    def _run_checks(self, tc: TaskContext, n: int, clean_flags: np.ndarray,
+                    draw_noise: float | None) -> list[CheckResult]:
         """Gradient-masking checks over every stored row of this checkpoint on this task, and the
         one-class check on this run's clean predictions."""
         key = self._key(tc.ckpt, tc.task, "clean", "-", 0.0, "-", n).as_dict()
         filters = {k: key[k] for k in ("model", "defense", "dataset", "task", "seed", "subset",
                                        "checkpoint_sha", "code_version")}
-        results = run_checks(self.store.frame(**filters), n_classes=tc.n_classes,
-                             randomized=tc.randomized, clean=(clean_flags, tc.y.numpy()))
+        results = run_checks(self.store.frame(with_flags=True, **filters), n_classes=tc.n_classes,
+                             randomized=tc.randomized, clean=(clean_flags, tc.y.numpy()),
+                             draw_noise=draw_noise)
         for result in results:
             self.store.put_check({**filters, "protocol": "all"}, result.name, result.status,
-                                 result.detail)
-            colour = {"pass": "green", "fail": "red"}.get(result.status, "dim")
+                                 result.detail, statistic=result.statistic,
+                                 p_value=result.p_value)
+            colour = {"pass": "green", "fail": "red", "inconclusive": "yellow"}.get(result.status, "dim")
             self.console.print(f"  [{colour}]check {result.name}: {result.status}[/] "
                                f"[dim]({escape(result.detail)})[/]")
         return results

@@ -51,8 +51,10 @@ def masking_verdicts(checks: pd.DataFrame) -> pd.DataFrame:
 
     def verdict(group: pd.DataFrame) -> str:
         failed = group.loc[group["status"] == "fail", "check_name"].tolist()
+        unsure = group.loc[group["status"] == "inconclusive", "check_name"].tolist()
         ran = int((group["status"] != "n/a").sum())
-        return f"FAIL: {', '.join(failed)}" if failed else f"ok ({ran} checks)"
+        undecided = f"; inconclusive at this n: {', '.join(unsure)}" if unsure else ""
+        return f"FAIL: {', '.join(failed)}{undecided}" if failed else f"ok ({ran} checks{undecided})"
 
     rows = [(*key, verdict(group)) for key, group in checks.groupby(GROUP)]
     return pd.DataFrame(rows, columns=[*GROUP, "masking"])
