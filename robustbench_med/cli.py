@@ -461,20 +461,58 @@ def leaderboard_show(results_dir: ResultsDir = DEFAULT_RESULTS) -> None:
 
 @leaderboard_app.command("publish")
 def leaderboard_publish(results_dir: ResultsDir = DEFAULT_RESULTS,
-                        out_dir: Annotated[Path, typer.Option("--out", help="Where the tables go.")] = Path("leaderboards"),
+                        out_dir: Annotated[Path, typer.Option("--out", help="Where the entries and tables go.")] = Path("leaderboards"),
                         stem: Annotated[str, typer.Option(help="File name stem of the tables.")] = "leaderboard") -> None:
-    """Write the leaderboard tables (CSV, wide CSV, Markdown, checks) and sweep plots of a store."""
-    from robustbench_med.report.leaderboard import long_frame, write_leaderboard
-    from robustbench_med.report.plots import plot_all_sweeps
+    """Write one entry file per evaluated model (<out>/entries/<dataset>/*.json), then render every other file from the entries."""
+    from robustbench_med.report.entries import entries_from_store, write_entries
+    from robustbench_med.report.render import render
 
     check_folder("--out", out_dir)
     store = _open_store(results_dir)
     if store.count() == 0:
         raise MedrobustError(f"the store in {results_dir} has no results yet (run medrobust run first)")
-    for path in write_leaderboard(store, out_dir, stem):
+    entries = write_entries(entries_from_store(store), out_dir / "entries")
+    out.print(f"wrote {len(entries)} entries under {out_dir / 'entries'}")
+    for path in render(out_dir / "entries", out_dir, stem=stem):
         out.print(f"wrote {path}")
-    for path in plot_all_sweeps(long_frame(store), out_dir / "plots"):
+
+
+EntriesDir = Annotated[Path, typer.Argument(help="Folder of entry files (<folder>/<dataset>/*.json), e.g. leaderboards/entries.")]
+
+
+@leaderboard_app.command("render")
+def leaderboard_render(entries_dir: EntriesDir,
+                       out_dir: Annotated[Path, typer.Option("--out", help="Where the rendered files go.")],
+                       fmt: Annotated[str, typer.Option("--format", help="site (CSV, Markdown, SVG sweeps, HTML), latex (booktabs tables) or all.")] = "site",
+                       stem: Annotated[str, typer.Option(help="File name stem of the tables.")] = "leaderboard",
+                       screenshot: Annotated[bool, typer.Option("--screenshot", help="Also save <out>/board.png of index.html (headless Chromium).")] = False) -> None:
+    """Rebuild the published files from entry files alone (no store): byte for byte the same for the same entries."""
+    from robustbench_med.report.render import FORMATS, render
+
+    if fmt not in FORMATS:
+        raise BadInputError(f"--format {fmt!r} is not one of {', '.join(FORMATS)}")
+    check_folder("--out", out_dir)
+    for path in render(entries_dir, out_dir, fmt=fmt, stem=stem, screenshot=screenshot):
         out.print(f"wrote {path}")
+
+
+@leaderboard_app.command("import-csv")
+def leaderboard_import_csv(csv: Annotated[Path, typer.Argument(help="A published long leaderboard CSV (leaderboard.csv).")],
+                           checks: Annotated[Path | None, typer.Option(help="Its checks CSV (default: leaderboard_checks.csv beside it, when there).")] = None,
+                           out_dir: Annotated[Path, typer.Option("--out", help="Folder of entry files to write.")] = Path("leaderboards/entries")) -> None:
+    """Turn a leaderboard CSV published before entry files existed into entry files (no flags, old check evidence)."""
+    from robustbench_med.report.csv_import import entries_from_csv
+    from robustbench_med.report.entries import write_entries
+
+    if not csv.is_file():
+        raise BadInputError(f"no CSV file at {csv}")
+    beside = csv.with_name(csv.stem + "_checks.csv")
+    checks = checks if checks is not None else beside if beside.is_file() else None
+    if checks is not None and not checks.is_file():
+        raise BadInputError(f"--checks {checks}: no such file")
+    check_folder("--out", out_dir)
+    paths = write_entries(entries_from_csv(csv, checks), out_dir)
+    out.print(f"wrote {len(paths)} entries under {out_dir}" + (f" (checks from {checks})" if checks else " (no checks)"))
 
 
 def _open_store(results_dir: Path):

@@ -57,8 +57,21 @@ def sweep_lines(rows: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
     return lines
 
 
-def plot_sweep(df: pd.DataFrame, task: str, attack: str, preset: str, out_dir: str | Path) -> list[Path]:
-    """Draw one sweep figure as PNG and SVG; return the two paths."""
+# Byte-stable files: a fixed SVG id salt and no creation date or software stamp.
+STABLE_RC = {"svg.hashsalt": "medrobust", "svg.fonttype": "path"}
+STABLE_METADATA = {"svg": {"Date": None}, "png": {"Software": None}}
+
+
+def plot_sweep(df: pd.DataFrame, task: str, attack: str, preset: str, out_dir: str | Path,
+               formats: tuple[str, ...] = ("png", "svg")) -> list[Path]:
+    """Draw one sweep figure (PNG and SVG by default); return the paths. The same rows give the same
+    bytes (no date, fixed SVG ids), so a re-render changes no file."""
+    with plt.rc_context(STABLE_RC):
+        return _plot_sweep(df, task, attack, preset, Path(out_dir), formats)
+
+
+def _plot_sweep(df: pd.DataFrame, task: str, attack: str, preset: str, out: Path,
+                formats: tuple[str, ...]) -> list[Path]:
     rows = df[(df["task"] == task) & (df["attack"] == attack) & (df["preset"] == preset)]
     lines = sweep_lines(rows)
     fig, ax = plt.subplots(figsize=(6.4, 4.4))
@@ -73,18 +86,21 @@ def plot_sweep(df: pd.DataFrame, task: str, attack: str, preset: str, out_dir: s
     ax.legend(fontsize=8)
     fig.text(0.01, 0.01, _footnote(pd.concat([line for _, line in lines])), fontsize=6, va="bottom")
     fig.tight_layout(rect=(0, 0.07, 1, 1))
-    out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    stem = f"sweep-{task.replace(':', '_')}-{attack}-{preset}"
-    paths = [out / f"{stem}.png", out / f"{stem}.svg"]
+    paths = [out / f"{sweep_stem(task, attack, preset)}.{fmt}" for fmt in formats]
     for path in paths:
-        fig.savefig(path, dpi=150)
+        fig.savefig(path, dpi=150, metadata=STABLE_METADATA.get(path.suffix[1:]))
     plt.close(fig)
     return paths
 
 
-def plot_all_sweeps(df: pd.DataFrame, out_dir: str | Path) -> list[Path]:
+def sweep_stem(task: str, attack: str, preset: str) -> str:
+    return f"sweep-{task.replace(':', '_')}-{attack}-{preset}"
+
+
+def plot_all_sweeps(df: pd.DataFrame, out_dir: str | Path,
+                    formats: tuple[str, ...] = ("png", "svg")) -> list[Path]:
     paths: list[Path] = []
     for task, attack, preset in sweep_groups(df):
-        paths += plot_sweep(df, task, attack, preset, out_dir)
+        paths += plot_sweep(df, task, attack, preset, out_dir, formats)
     return paths
