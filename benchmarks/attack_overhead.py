@@ -31,7 +31,7 @@ from rich.console import Console
 from robustbench_med.attacks.autoattack import AutoAttackFn
 from robustbench_med.attacks.iterative import IterativeLinf
 from robustbench_med.attacks.spec import PAPER_EPS, PAPER_STEP, parse_attacks
-from robustbench_med.evaluation.runner import RunConfig, benchmark
+from robustbench_med.pipeline import RunConfig, benchmark
 from robustbench_med.training import TrainConfig
 from robustbench_med.workflow import ModelRequest
 
@@ -104,10 +104,12 @@ def main() -> None:
     cfg = RunConfig(request=request, attacks="pgd-10", presets=("paper",), n_test=args.n_test,
                     data_root=args.data_root, results_dir=results, progress=False, checks=False)
     # Train the target first (and the surrogate before (b)): training is not attack time.
-    runner_report = benchmark(cfg, console)
+    runner_report = benchmark(cfg, lambda event: console.print(event.message, markup=False))
     model = runner_report.checkpoint.model.eval()
     from robustbench_med.data import load_dataset
-    from robustbench_med.evaluation.runner import GridRunner
+    from robustbench_med.device import resolve_device
+    from robustbench_med.models.zoo import Zoo
+    from robustbench_med.workflow import obtain_surrogate
 
     data = load_dataset("d12", data_root=args.data_root, image_size=args.image_size, n_test=args.n_test)
     x, y = data.test.x, data.test.y
@@ -120,7 +122,9 @@ def main() -> None:
               f"{o['ratio']:.3f} (target <= 1.05); with early stop {o['ratio_early_stop']:.3f}", flush=True)
     if args.overhead_only:
         return
-    surrogate = GridRunner(cfg, console).surrogate(data)  # trained here: training is not attack time
+    # trained here: training is not attack time
+    surrogate = obtain_surrogate(request, data, Zoo(results / "zoo"),
+                                 resolve_device(cfg.device), "resnet101")
     paper_set = ",".join(r.spec.name_for(args.square_queries) if r.spec.name.startswith("square")
                          else r.name for r in parse_attacks("all"))
     all_cfg = dataclasses.replace(cfg, attacks=paper_set, results_dir=results / "all")
@@ -129,7 +133,7 @@ def main() -> None:
 
     shutil.copytree(results / "zoo", results / "all" / "zoo")
     start = time.perf_counter()
-    benchmark(all_cfg, console)
+    benchmark(all_cfg, lambda event: console.print(event.message, markup=False))
     ours = time.perf_counter() - start
     naive = naive_loop(model, surrogate, x, y, args.square_queries)
 

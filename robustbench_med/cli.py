@@ -293,7 +293,7 @@ def _run_and_report(request: Any, *, attacks: str, presets: str, eps: tuple[floa
                     seed: int, quiet: bool, surrogate: str, checks: bool) -> Any:
     """Run one model's grid, print its table, and refresh the leaderboard files of the store."""
     from robustbench_med.attacks.spec import PRESETS
-    from robustbench_med.evaluation.runner import RunConfig, benchmark
+    from robustbench_med.pipeline import RunConfig, benchmark
     from robustbench_med.registry import MODELS
     from robustbench_med.report.leaderboard import write_leaderboard
     from robustbench_med.store import ResultStore
@@ -312,11 +312,22 @@ def _run_and_report(request: Any, *, attacks: str, presets: str, eps: tuple[floa
                     n_test=n_test, data_root=data_root, download=download, results_dir=results_dir,
                     checkpoint=checkpoint, device=device, batch_size=attack_batch_size, draws=draws,
                     seed=seed, progress=not quiet, surrogate=MODELS.resolve(surrogate), checks=checks)
-    report = benchmark(cfg, err)
+    report = benchmark(cfg, render_event)
     out.print(_cells_table(report))
     paths = write_leaderboard(ResultStore(report.store_path), results_dir)
     out.print(f"store {report.store_path}\nleaderboard {paths[1]}")
     return report
+
+
+STATUS_COLOURS = {"pass": "green", "fail": "red", "inconclusive": "yellow"}
+
+
+def render_event(event: Any) -> None:
+    """Show one library event on stderr: details dim, warnings yellow, checks by their verdict."""
+    style = {"detail": "dim", "warning": "yellow"}.get(event.level)
+    if event.kind == "check" and event.data is not None:
+        style = STATUS_COLOURS.get(event.data.status, "dim")
+    err.print(event.message, style=style, markup=False, highlight=False)
 
 
 def _cells_table(report: Any) -> Table:

@@ -1,17 +1,22 @@
-"""Get a trained model: from a checkpoint file, from the zoo, or by training one now."""
+"""Obtain a trained model: from a checkpoint file, from the zoo, or by training one now.
+
+This is the only step that trains; evaluation (:mod:`robustbench_med.evaluation.runner`)
+takes the models it is given, the transfer attacks' surrogate included.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
-from rich.console import Console
 
 from robustbench_med.data.spec import LoadedDataset
-from robustbench_med.errors import BadInputError
+from robustbench_med.errors import BadInputError, MedrobustError
+from robustbench_med.events import Progress, emit
 from robustbench_med.models.builder import build_model, check_buildable
 from robustbench_med.models.zoo import Checkpoint, ModelConfig, Zoo, load_checkpoint
 from robustbench_med.training import (
@@ -99,9 +104,10 @@ def train_and_save(request: ModelRequest, data: LoadedDataset, zoo: Zoo, device:
 
 
 def obtain_model(request: ModelRequest, data: LoadedDataset, zoo: Zoo, device: torch.device,
-                 console: Console, *, checkpoint: Path | None = None,
+                 events: Progress | None = None, *, checkpoint: Path | None = None,
                  progress: bool = True) -> Checkpoint:
-    """A trained model for ``request``: the given file, the zoo's copy, or a fresh training run."""
+    """A trained model for ``request``: the given file, the zoo's copy, or a fresh training run.
+    ``events`` hears what happens; ``progress`` shows training's progress bars."""
     if checkpoint is not None:
         loaded = load_checkpoint(checkpoint, device)
         if loaded.config.dataset != request.dataset or loaded.info.image_size != data.info.image_size:
@@ -113,20 +119,44 @@ def obtain_model(request: ModelRequest, data: LoadedDataset, zoo: Zoo, device: t
     config = request.config()
     path = zoo.find(config)
     if path is not None:
-        console.print(f"[dim]using checkpoint {path}[/]")
+        emit(events, "model", f"using checkpoint {path}", level="detail")
         return load_checkpoint(path, device)
     check_buildable(config.model, data.info, defense=config.defense, model_options=config.model_options,
                     defense_options=config.defense_options)
     strategy_for(request)  # a defense's recipe reads its options too: refuse them before training
-    console.print(f"no checkpoint for {config.label} on {config.dataset} at {config.image_size}px "
+    emit(events, "training", f"no checkpoint for {config.label} on {config.dataset} at {config.image_size}px "
                   f"({request.train.epochs} epochs, recipe {request.train.recipe}"
                   f"{', adversarial' if request.train.adversarial else ''}): training it now")
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", OneClassWarning)  # said on the console below
+        warnings.simplefilter("ignore", OneClassWarning)  # said as an event below
         trained = train_and_save(request, data, zoo, device, progress=progress)
     if trained.metrics.get("one_class"):
-        console.print("[yellow]warning: the trained model is right on one validation class only (a "
-                      "constant predictor); its robustness rows will read as that class's share[/]")
-    console.print(f"saved {trained.path} (val acc {trained.metrics['val_accuracy']:.3f}, "
-                  f"test acc {trained.metrics['test_accuracy']:.3f})")
+        emit(events, "training", "warning: the trained model is right on one validation class only (a "
+             "constant predictor); its robustness rows will read as that class's share", level="warning")
+    emit(events, "model", f"saved {trained.path} (val acc {trained.metrics['val_accuracy']:.3f}, "
+         f"test acc {trained.metrics['test_accuracy']:.3f})")
     return trained
+
+
+SURROGATE_SEED_OFFSET = 1000  # a surrogate never shares the target's seed (same arch = same weights)
+
+
+def surrogate_request(request: ModelRequest, surrogate: str) -> ModelRequest:
+    """The paper's black-box surrogate for ``request``: ``surrogate`` (a ResNet101 in the paper)
+    trained plainly on the same data, with its own seed."""
+    plain = dataclasses.replace(request, model=surrogate, defense=None, model_options={},
+                                defense_options={})
+    return dataclasses.replace(plain, train=dataclasses.replace(
+        request.train, adversarial=False, seed=request.train.seed + SURROGATE_SEED_OFFSET))
+
+
+def obtain_surrogate(request: ModelRequest, data: LoadedDataset, zoo: Zoo, device: torch.device,
+                     surrogate: str, events: Progress | None = None, *,
+                     progress: bool = True) -> torch.nn.Module:
+    """The transfer attacks' surrogate, from the zoo or trained now (before any attack runs)."""
+    if data.info.modalities != 1:
+        raise MedrobustError("transfer attacks need a single dataset (a surrogate is trained on "
+                             f"one dataset), got the pair {data.info.dataset}")
+    emit(events, "surrogate", f"surrogate for transfer attacks: {surrogate}", level="detail")
+    return obtain_model(surrogate_request(request, surrogate), data, zoo, device, events,
+                        progress=progress).model.eval()

@@ -1,9 +1,11 @@
-"""The grid runner: one protocol, one function (in the spirit of RobustBench's ``benchmark()``).
+"""The grid runner: evaluate a given model on given test points, one protocol for every caller.
 
-For a model on a dataset: get the trained model (train it if the zoo has
-none), score the clean test points, then for every attack x preset x eps x
-protocol cell attack only the clean-correct points and store one row. Cells
-already in the store are skipped, so a killed run resumes where it stopped.
+It never obtains a model (no zoo, no training: see :mod:`robustbench_med.workflow`
+and :mod:`robustbench_med.pipeline`). For a model and its test points: score the
+clean points, then for every attack x preset x eps x protocol cell attack only
+the clean-correct points and record one row. With a store, cells already in it
+are skipped, so a killed run resumes where it stopped; without one, nothing is
+written. What happens reaches the user as events (:mod:`robustbench_med.events`).
 
 Randomized models (declared, or detected by repeated forward passes) are
 attacked under two protocols: ``paper`` (gradients through whatever draw each
@@ -15,14 +17,14 @@ prediction over fresh draws.
 from __future__ import annotations
 
 import dataclasses
+import json
 import time
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+import pandas as pd
 import torch
-from rich.console import Console
-from rich.markup import escape
 from torch import nn
 
 from robustbench_med.attacks.catalog import JOINT_CAPABLE
@@ -35,90 +37,53 @@ from robustbench_med.attacks.spec import (
     parse_attack,
     parse_attacks,
 )
-from robustbench_med.data.loading import load_dataset
-from robustbench_med.data.spec import LoadedDataset
-from robustbench_med.device import resolve_device
+from robustbench_med.data.spec import DataInfo, Split
 from robustbench_med.errors import MedrobustError
 from robustbench_med.evaluation.batching import map_batches
 from robustbench_med.evaluation.masking import LARGE_EPS, CheckResult, run_checks
 from robustbench_med.evaluation.metrics import auc, bootstrap_ci
+from robustbench_med.evaluation.report import CellResult, Report
 from robustbench_med.evaluation.scoring import detect_randomness, probabilities, refuse_training_mode
+from robustbench_med.evaluation.subject import Subject
+from robustbench_med.events import Progress, emit
 from robustbench_med.models.classifier import ModalitiesAsChannels, TaskView
-from robustbench_med.models.zoo import Checkpoint, Zoo
 from robustbench_med.randomness import is_randomized
-from robustbench_med.store import DEFAULT_RESULTS_DIR, STORE_NAME, ResultKey, ResultStore, unpack_flags
+from robustbench_med.store import ResultKey, ResultStore, unpack_flags
 from robustbench_med.versions import code_version, library_versions
-from robustbench_med.workflow import ModelRequest, obtain_model
 
 EOT_ITER = 20
 CLEAN_TOLERANCE = 0.02  # a deterministic model must reproduce its recorded clean accuracy
 SURROGATE = "resnet101"
-SURROGATE_SEED_OFFSET = 1000  # a surrogate never shares the target's seed (same arch = same weights)
 PROBE = ("pgd-20", "standard", LARGE_EPS)  # the large-eps probe behind the masking checks
 
 
-@dataclass
-class RunConfig:
-    """Everything ``medrobust run`` needs; defaults follow the paper's protocol."""
+@dataclass(frozen=True)
+class GridSettings:
+    """How a model is evaluated; defaults follow the paper's protocol."""
 
-    request: ModelRequest
     attacks: str = "pgd-10"
     presets: tuple[str, ...] = ("paper", "standard")
     eps: tuple[float, ...] = ()
-    n_test: int | None = None
-    data_root: str | Path | None = None
-    download: bool = False
-    results_dir: Path = DEFAULT_RESULTS_DIR
-    checkpoint: Path | None = None
-    device: str | None = None
-    batch_size: int = 128
     draws: int = 10
+    batch_size: int = 128
     seed: int = 0
-    progress: bool = True
-    surrogate: str = SURROGATE
     checks: bool = True
-
-
-@dataclass
-class CellResult:
-    """One grid cell's outcome, as printed and as stored."""
-
-    key: ResultKey
-    accuracy: float
-    ci_low: float
-    ci_high: float
-    n: int
-    n_attacked: int
-    wall_s: float
-    cached: bool
-    notes: str = ""
-    flags: np.ndarray | None = field(default=None, repr=False)
-
-
-@dataclass
-class RunReport:
-    cells: list[CellResult] = field(default_factory=list)
-    store_path: Path | None = None
-    checkpoint: Checkpoint | None = None
-    randomized: bool = False
+    subset: str = "test"  # the stored name of the test points ("test", "test[200]")
+    surrogate_name: str = SURROGATE  # a non-default surrogate becomes part of a transfer attack's name
 
 
 @dataclass
 class TaskContext:
-    """One task of one trained model: what every cell of its grid needs."""
+    """One task of the evaluated model: what every cell of its grid needs."""
 
     view: nn.Module
-    data: LoadedDataset
-    ckpt: Checkpoint
+    x: torch.Tensor
+    labels: torch.Tensor  # every task's labels, (N,) or (N, m), for joint attacks
     task: str
     n_classes: int
     y: torch.Tensor
     randomized: bool
     draws: int
-
-    @property
-    def x(self) -> torch.Tensor:
-        return self.data.test.x
 
 
 def protocols_for(request: AttackRequest, randomized: bool) -> list[str]:
@@ -146,115 +111,101 @@ def subset_label(n_test: int | None, n: int) -> str:
     return "test" if n_test is None else f"test[{n}]"
 
 
+def needs_surrogate(attacks: str, paired: bool = False) -> bool:
+    """True when ``attacks`` includes a transfer attack (``all`` does, for a single dataset)."""
+    return any(r.spec.box == "transfer" for r in parse_attacks(attacks, paired=paired))
+
+
 class GridRunner:
-    """Runs the cells of one model on one dataset and writes them to the store."""
+    """Runs the cells of one given model on its test points; writes rows only to a given store."""
 
-    def __init__(self, cfg: RunConfig, console: Console | None = None) -> None:
-        self.cfg = cfg
-        self.console = console or Console(stderr=True)
-        self.device = resolve_device(cfg.device)
-        self.store = ResultStore(Path(cfg.results_dir) / STORE_NAME)
-        self.zoo = Zoo(Path(cfg.results_dir) / "zoo")
-        self._surrogate: nn.Module | None = None
+    def __init__(self, subject: Subject, test: Split, info: DataInfo, settings: GridSettings, *,
+                 device: torch.device, store: ResultStore | None = None,
+                 surrogate: nn.Module | None = None, progress: Progress | None = None) -> None:
+        self.subject = subject
+        self.test = test
+        self.info = info
+        self.settings = settings
+        self.device = device
+        self.store = store
+        self.surrogate = surrogate
+        self.progress = progress
 
-    # -- setup -----------------------------------------------------------
-    def load(self) -> tuple[LoadedDataset, Checkpoint]:
-        r = self.cfg.request
-        data = load_dataset(r.dataset, data_root=self.cfg.data_root, image_size=r.image_size,
-                            augment=r.augment, n_train=r.n_train, n_val=r.n_val,
-                            n_test=self.cfg.n_test, download=self.cfg.download)
-        ckpt = obtain_model(r, data, self.zoo, self.device, self.console,
-                            checkpoint=self.cfg.checkpoint, progress=self.cfg.progress)
-        return data, ckpt
-
-    def surrogate(self, data: LoadedDataset) -> nn.Module:
-        """The paper's black-box surrogate: a ResNet101 trained on the same data (cached)."""
-        if data.info.modalities != 1:
-            raise MedrobustError("transfer attacks need a single dataset (a surrogate is trained on "
-                                 f"one dataset), got the pair {data.info.dataset}")
-        if self._surrogate is None:
-            request = dataclasses.replace(self.cfg.request, model=self.cfg.surrogate, defense=None,
-                                          model_options={}, defense_options={})
-            request = dataclasses.replace(request, train=dataclasses.replace(
-                request.train, adversarial=False, seed=request.train.seed + SURROGATE_SEED_OFFSET))
-            self.console.print(f"[dim]surrogate for transfer attacks: {self.cfg.surrogate}[/]")
-            self._surrogate = obtain_model(request, data, self.zoo, self.device, self.console,
-                                           progress=self.cfg.progress).model.eval()
-        return self._surrogate
-
-    # -- the grid ----------------------------------------------------------
-    def run(self) -> RunReport:
-        cfg = self.cfg
-        parse_attacks(cfg.attacks)  # fail on a bad name or preset before any data or training
-        for preset in cfg.presets:
+    def run(self) -> Report:
+        s, subject = self.settings, self.subject
+        parse_attacks(s.attacks)  # fail on a bad name or preset before any scoring
+        for preset in s.presets:
             check_preset(preset)
-        data, ckpt = self.load()
-        model = ckpt.model.to(self.device).eval()
+        model = subject.model.to(self.device).eval()
         randomized = is_randomized(model)
-        if not randomized and detect_randomness(model, data.test.x, self.device):
+        if not randomized and detect_randomness(model, self.test.x, self.device):
             randomized = True
-            self.console.print("[yellow]model output changes between identical passes: "
-                               "evaluating it as a randomized model (EOT)[/]")
-        paired = data.info.modalities > 1
-        requests = parse_attacks(cfg.attacks, randomized=randomized, paired=paired)
-        report = RunReport(store_path=self.store.path, checkpoint=ckpt, randomized=randomized)
-        for task_index, task in enumerate(data.info.tasks):
-            view = TaskView(model, task_index).eval()
-            y = data.test.y if data.test.y.ndim == 1 else data.test.y[:, task_index]
-            task_name = task.name if data.info.modalities == 1 else f"{data.info.dataset}:{task.name}"
-            tc = TaskContext(view=view, data=data, ckpt=ckpt, task=task_name,
+            emit(self.progress, "randomized", "model output changes between identical passes: "
+                 "evaluating it as a randomized model (EOT)", level="warning")
+        paired = self.info.modalities > 1
+        requests = parse_attacks(s.attacks, randomized=randomized, paired=paired)
+        if self.surrogate is None and any(r.spec.box == "transfer" for r in requests):
+            raise MedrobustError("transfer attacks need a surrogate model (pass one; medrobust run "
+                                 "trains the paper's ResNet101 before evaluating)")
+        report = Report(model=subject.label, randomized=randomized,
+                        store_path=self.store.path if self.store else None)
+        for task_index, task in enumerate(self.info.tasks):
+            y = self.test.y if self.test.y.ndim == 1 else self.test.y[:, task_index]
+            tc = TaskContext(view=TaskView(model, task_index).eval(), x=self.test.x, labels=self.test.y,
+                             task=task.name if not paired else f"{self.info.dataset}:{task.name}",
                              n_classes=task.n_classes, y=y, randomized=randomized,
-                             draws=cfg.draws if randomized else 1)
-            report.cells += self._task_cells(tc, requests)
+                             draws=s.draws if randomized else 1)
+            cells, checks = self._task_cells(tc, requests)
+            report.cells += cells
+            report.checks += checks
         return report
 
-    def _key(self, ckpt: Checkpoint, task: str, attack: str, preset: str, eps: float,
-             protocol: str, n: int) -> ResultKey:
-        c = ckpt.config
-        return ResultKey(model=c.model, defense=c.defense or "", dataset=c.dataset, task=task,
-                         attack=attack, preset=preset, eps=eps, protocol=protocol,
-                         seed=int(c.train.get("seed", 0)), subset=subset_label(self.cfg.n_test, n),
-                         checkpoint_sha=ckpt.sha256, code_version=code_version())
+    def _key(self, task: str, attack: str, preset: str, eps: float, protocol: str) -> ResultKey:
+        sub = self.subject
+        return ResultKey(model=sub.name, defense=sub.defense, dataset=sub.dataset, task=task,
+                         attack=attack, preset=preset, eps=eps, protocol=protocol, seed=sub.seed,
+                         subset=self.settings.subset, checkpoint_sha=sub.checkpoint_sha,
+                         code_version=code_version())
 
-    def _task_cells(self, tc: TaskContext, requests: list[AttackRequest]) -> list[CellResult]:
-        cfg = self.cfg
-        n = len(tc.x)
-        torch.manual_seed(cfg.seed)
+    def _task_cells(self, tc: TaskContext,
+                    requests: list[AttackRequest]) -> tuple[list[CellResult], list[CheckResult]]:
+        s = self.settings
+        torch.manual_seed(s.seed)
         started = time.perf_counter()
-        probs = probabilities(tc.view, tc.x, self.device, draws=tc.draws, batch_size=cfg.batch_size)
+        probs = probabilities(tc.view, tc.x, self.device, draws=tc.draws, batch_size=s.batch_size)
         clean_flags = (probs.argmax(1) == tc.y).numpy()
         noise = self._draw_noise(tc, probs) if tc.randomized else None
-        self._check_recorded_accuracy(tc.ckpt, clean_flags, tc.randomized)
-        clean_key = self._key(tc.ckpt, tc.task, "clean", "-", 0.0,
-                              "randomized" if tc.randomized else "deterministic", n)
-        cells = [self._stored(clean_key, "clean") or self._store_cell(
+        self._check_recorded_accuracy(clean_flags, tc.randomized)
+        clean_key = self._key(tc.task, "clean", "-", 0.0, "randomized" if tc.randomized else "deterministic")
+        cells = [self._stored(clean_key, "clean") or self._record_cell(
             clean_key, clean_flags, n_attacked=0, wall_s=time.perf_counter() - started,
-            settings={"draws": tc.draws, "train": training_budget(tc.ckpt), "draw_noise": noise},
+            settings={"draws": tc.draws, "train": self.subject.training, "draw_noise": noise},
             auc_value=auc(probs.numpy(), tc.y.numpy()))]
         attacked = torch.from_numpy(np.flatnonzero(clean_flags))
         for request in requests:
-            for preset in request.presets_for(list(cfg.presets)):
+            for preset in request.presets_for(list(s.presets)):
                 for protocol in protocols_for(request, tc.randomized):
                     cells += self._eps_series(tc, attacked, request, preset, protocol)
-        if cfg.checks:
+        checks: list[CheckResult] = []
+        if s.checks:
             probe = parse_attack(PROBE[0])
             for protocol in protocols_for(probe, tc.randomized)[-1:]:
                 cells += self._eps_series(tc, attacked, probe, PROBE[1], protocol,
                                           eps_values=(PROBE[2],))
-            self._run_checks(tc, n, clean_flags, noise)
-        return cells
+            checks = self._run_checks(tc, cells, clean_flags, noise)
+        return cells, checks
 
     def _draw_noise(self, tc: TaskContext, probs: torch.Tensor) -> float:
         """How often a second, independent scoring of the same clean points changes a prediction:
         the per-point noise of scoring a randomized model, which the masking checks must not read
         as a difference between attacks."""
-        again = probabilities(tc.view, tc.x, self.device, draws=tc.draws, batch_size=self.cfg.batch_size)
+        again = probabilities(tc.view, tc.x, self.device, draws=tc.draws, batch_size=self.settings.batch_size)
         return float((again.argmax(1) != probs.argmax(1)).float().mean())
 
     def _attack_name(self, request: AttackRequest) -> str:
         """The stored name; a non-default surrogate is part of it, so cells never mix."""
-        if request.spec.box == "transfer" and self.cfg.surrogate != SURROGATE:
-            return f"{request.name}[{self.cfg.surrogate}]"
+        if request.spec.box == "transfer" and self.settings.surrogate_name != SURROGATE:
+            return f"{request.name}[{self.settings.surrogate_name}]"
         return request.name
 
     def _eps_series(self, tc: TaskContext, attacked: torch.Tensor, request: AttackRequest,
@@ -263,48 +214,49 @@ class GridRunner:
         """One attack over eps ascending. The balls are nested, so for a deterministic model a
         point broken at a smaller eps stays broken: only the survivors are attacked again."""
         cells = []
-        eps_list = sorted(eps_values or self.cfg.eps or (request.spec.settings(preset, None, None).eps,))
+        eps_list = sorted(eps_values or self.settings.eps or (request.spec.settings(preset, None, None).eps,))
         targets, previous = attacked, None
         for eps in eps_list:
             settings = cell_settings(request, preset, eps, protocol)
             if not tc.randomized and previous is not None:
                 settings = dataclasses.replace(settings, extra={**settings.extra, "nested_from": previous})
-            key = self._key(tc.ckpt, tc.task, self._attack_name(request), preset, settings.eps,
-                            protocol, len(tc.x))
+            key = self._key(tc.task, self._attack_name(request), preset, settings.eps, protocol)
             cell, flags = self._attack_cell(tc, key, targets, request, settings)
             cells.append(cell)
             if not tc.randomized:
                 targets, previous = torch.from_numpy(np.flatnonzero(flags)), settings.eps
         return cells
 
-    def _run_checks(self, tc: TaskContext, n: int, clean_flags: np.ndarray,
-                    draw_noise: float | None) -> list[CheckResult]:
-        """Gradient-masking checks over every stored row of this checkpoint on this task, and the
-        one-class check on this run's clean predictions."""
-        key = self._key(tc.ckpt, tc.task, "clean", "-", 0.0, "-", n).as_dict()
+    def _run_checks(self, tc: TaskContext, cells: list[CellResult],
+                    clean_flags: np.ndarray, draw_noise: float | None) -> list[CheckResult]:
+        """Gradient-masking checks over every row of this model on this task (the store's, which
+        may hold earlier runs', or this run's), and the one-class check on the clean predictions."""
+        key = self._key(tc.task, "clean", "-", 0.0, "-").as_dict()
         filters = {k: key[k] for k in ("model", "defense", "dataset", "task", "seed", "subset",
                                        "checkpoint_sha", "code_version")}
-        results = run_checks(self.store.frame(with_flags=True, **filters), n_classes=tc.n_classes,
-                             randomized=tc.randomized, clean=(clean_flags, tc.y.numpy()),
-                             draw_noise=draw_noise)
+        rows = (self.store.frame(with_flags=True, **filters) if self.store is not None
+                else pd.DataFrame([c.row(with_flags=True) for c in cells]))
+        results = run_checks(rows, n_classes=tc.n_classes, randomized=tc.randomized,
+                             clean=(clean_flags, tc.y.numpy()), draw_noise=draw_noise)
         for result in results:
-            self.store.put_check({**filters, "protocol": "all"}, result.name, result.status,
-                                 result.detail, statistic=result.statistic,
-                                 p_value=result.p_value)
-            colour = {"pass": "green", "fail": "red", "inconclusive": "yellow"}.get(result.status, "dim")
-            self.console.print(f"  [{colour}]check {result.name}: {result.status}[/] "
-                               f"[dim]({escape(result.detail)})[/]")
+            if self.store is not None:
+                self.store.put_check({**filters, "protocol": "all"}, result.name, result.status,
+                                     result.detail, statistic=result.statistic, p_value=result.p_value)
+            emit(self.progress, "check", f"  check {result.name}: {result.status} ({result.detail})",
+                 data=result)
         return results
 
-    def _check_recorded_accuracy(self, ckpt: Checkpoint, flags: np.ndarray, randomized: bool) -> None:
+    def _check_recorded_accuracy(self, flags: np.ndarray, randomized: bool) -> None:
         """Catch a normalisation or data mismatch before attacking (RobustBench #105)."""
-        recorded = ckpt.metrics.get("test_accuracy")
-        if randomized or recorded is None or ckpt.metrics.get("n_test") != len(flags):
+        sub = self.subject
+        recorded = sub.recorded_accuracy
+        if randomized or recorded is None or sub.recorded_n not in (None, len(flags)):
             return
-        if ckpt.info.modalities == 1 and abs(float(flags.mean()) - recorded) > CLEAN_TOLERANCE:
+        if abs(float(flags.mean()) - recorded) > CLEAN_TOLERANCE:
             raise MedrobustError(
                 f"clean accuracy {flags.mean():.3f} differs from the {recorded:.3f} recorded with "
-                f"checkpoint {ckpt.path}: the data or the normalisation does not match its training"
+                f"{sub.source}: the data or the normalisation does not match its training (models "
+                "take images in [0, 1] and normalise inside themselves)"
             )
 
     def _attack_cell(self, tc: TaskContext, key: ResultKey, attacked: torch.Tensor,
@@ -314,19 +266,21 @@ class GridRunner:
         if cached is not None:
             assert cached.flags is not None
             return cached, cached.flags
-        torch.manual_seed(self.cfg.seed)
+        s = self.settings
+        torch.manual_seed(s.seed)
         # A paired model is attacked as its official code does: every input at once, with the
         # sum of the task losses (our loop); library attacks see one task's logits.
-        paired = tc.data.info.modalities > 1
+        paired = self.info.modalities > 1
         joint = paired and request.spec.name in JOINT_CAPABLE
-        target: nn.Module = tc.view.model if joint else tc.view
-        labels = tc.data.test.y if joint else tc.y
+        target: Any = tc.view.model if joint else tc.view
+        labels = tc.labels if joint else tc.y
         packed = paired and not joint  # a library attack: show it m x C channels of one image
         if packed:
-            target = ModalitiesAsChannels(tc.view, tc.data.info.modalities)
-        ctx = AttackContext(device=self.device, n_classes=tc.n_classes, seed=self.cfg.seed,
+            target = ModalitiesAsChannels(tc.view, self.info.modalities)
+        surrogate = self.surrogate
+        ctx = AttackContext(device=self.device, n_classes=tc.n_classes, seed=s.seed,
                             randomized=tc.randomized, joint=joint,
-                            surrogate=lambda: self.surrogate(tc.data))
+                            surrogate=None if surrogate is None else lambda: surrogate)
         started = time.perf_counter()
         refuse_training_mode(target)
         attack = request.spec.build(target, settings, ctx)
@@ -338,12 +292,12 @@ class GridRunner:
                 return target.unpack(attack(target.pack(xb), label_att[part].to(self.device))).detach()
             return attack(xb, label_att[part].to(self.device)).detach()
 
-        x_adv = map_batches(run, len(attacked), self.cfg.batch_size) if len(attacked) else x_att
+        x_adv = map_batches(run, len(attacked), s.batch_size) if len(attacked) else x_att
         check_threat_model(x_adv, x_att, settings.eps, key.attack)
         flags = np.zeros(len(tc.x), dtype=bool)
         if len(attacked):
             preds = probabilities(tc.view, x_adv, self.device, draws=tc.draws,
-                                  batch_size=self.cfg.batch_size).argmax(1)
+                                  batch_size=s.batch_size).argmax(1)
             flags[attacked.numpy()] = (preds == y_att).numpy()
         wall = time.perf_counter() - started
         record = settings.as_record() | {"draws": tc.draws, "library": request.spec.library,
@@ -351,46 +305,44 @@ class GridRunner:
         if paired:
             record["perturbation"] = ("joint: all inputs, sum of task losses" if joint
                                       else "all inputs, this task's loss")
-        cell = self._store_cell(key, flags, n_attacked=len(attacked), wall_s=wall,
-                                settings=record, notes="; ".join(ctx.notes), label=label)
+        cell = self._record_cell(key, flags, n_attacked=len(attacked), wall_s=wall,
+                                 settings=record, notes="; ".join(ctx.notes), label=label)
         return cell, flags
 
     def _stored(self, key: ResultKey, label: str) -> CellResult | None:
         """The stored result of a finished cell, or None when it still has to run."""
-        row = self.store.get(key)
+        row = self.store.get(key) if self.store is not None else None
         if row is None:
             return None
-        self.console.print(f"  {label}: {row['accuracy']:.2%} (stored, not recomputed)", markup=False)
-        return CellResult(key, row["accuracy"], row["ci_low"], row["ci_high"], row["n"],
+        cell = CellResult(key, row["accuracy"], row["ci_low"], row["ci_high"], row["n"],
                           row["n_attacked"], row["wall_s"], True, row["notes"] or "",
-                          unpack_flags(row["flags"], row["n"]))
+                          unpack_flags(row["flags"], row["n"]), settings=_json(row["settings"]),
+                          auc=row["auc"], image_size=row["image_size"], device=row["device"] or "")
+        emit(self.progress, "cell", f"  {label}: {row['accuracy']:.2%} (stored, not recomputed)", data=cell)
+        return cell
 
-    def _store_cell(self, key: ResultKey, flags: np.ndarray, *, n_attacked: int, wall_s: float,
-                    settings: dict, notes: str = "", auc_value: float | None = None,
-                    label: str | None = None) -> CellResult:
+    def _record_cell(self, key: ResultKey, flags: np.ndarray, *, n_attacked: int, wall_s: float,
+                     settings: dict, notes: str = "", auc_value: float | None = None,
+                     label: str | None = None) -> CellResult:
         lo, hi = bootstrap_ci(flags, seed=key.seed)
         accuracy = float(flags.mean()) if len(flags) else float("nan")
-        self.store.put(key, flags=flags, settings=settings, versions=library_versions(),
-                       n=len(flags), n_attacked=n_attacked, accuracy=accuracy, ci_low=lo,
-                       ci_high=hi, auc=auc_value, image_size=self.cfg.request.image_size,
-                       device=str(self.device), wall_s=wall_s, notes=notes)
+        image_size = int(self.test.x.shape[-1])
+        if self.store is not None:
+            self.store.put(key, flags=flags, settings=settings, versions=library_versions(),
+                           n=len(flags), n_attacked=n_attacked, accuracy=accuracy, ci_low=lo,
+                           ci_high=hi, auc=auc_value, image_size=image_size,
+                           device=str(self.device), wall_s=wall_s, notes=notes)
+        cell = CellResult(key, accuracy, lo, hi, len(flags), n_attacked, wall_s, False, notes,
+                          flags=flags, settings=settings, auc=auc_value, image_size=image_size,
+                          device=str(self.device))
         label = label or f"{key.attack} ({key.protocol})"
-        self.console.print(f"  {label}: {accuracy:.2%} (95% CI {lo:.2%}-{hi:.2%}, n={len(flags)}"
-                           f"{f', AUC {auc_value:.3f}' if auc_value is not None else ''}, "
-                           f"{wall_s:.1f} s)", markup=False)
-        return CellResult(key, accuracy, lo, hi, len(flags), n_attacked, wall_s, False, notes)
+        emit(self.progress, "cell", f"  {label}: {accuracy:.2%} (95% CI {lo:.2%}-{hi:.2%}, n={len(flags)}"
+             f"{f', AUC {auc_value:.3f}' if auc_value is not None else ''}, {wall_s:.1f} s)", data=cell)
+        return cell
 
 
-def training_budget(ckpt: Checkpoint) -> dict:
-    """How the evaluated model was trained, recorded with its clean row."""
-    train, data = ckpt.config.train, ckpt.config.data
-    return {"epochs": train.get("epochs"), "recipe": train.get("recipe"),
-            "batch_size": train.get("batch_size"), "image_size": ckpt.config.image_size,
-            "augment": data.get("augment"), "n_train": data.get("n_train"),
-            "adversarial": train.get("adversarial", False),
-            "best_epoch": ckpt.metrics.get("best_epoch"), "device": ckpt.metrics.get("device"),
-            "selection": ckpt.metrics.get("selection", "val_accuracy"),
-            "bn_settle": train.get("bn_settle", "none")}
+def _json(text: str | None) -> dict[str, Any]:
+    return json.loads(text) if text else {}
 
 
 def check_threat_model(x_adv: torch.Tensor, x: torch.Tensor, eps: float, attack: str) -> None:
@@ -401,8 +353,3 @@ def check_threat_model(x_adv: torch.Tensor, x: torch.Tensor, eps: float, attack:
     if gap > eps + 1e-5 or float(x_adv.min()) < -1e-6 or float(x_adv.max()) > 1 + 1e-6:
         raise MedrobustError(f"attack {attack} left the threat model (max |delta| {gap:.5f} > eps "
                              f"{eps:.5f}, or pixels outside [0, 1]); its row was not stored")
-
-
-def benchmark(cfg: RunConfig, console: Console | None = None) -> RunReport:
-    """Run one model's grid and store every cell (see module docstring)."""
-    return GridRunner(cfg, console).run()
