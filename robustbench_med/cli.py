@@ -526,6 +526,33 @@ def leaderboard_import_csv(csv: Annotated[Path, typer.Argument(help="A published
     out.print(f"wrote {len(paths)} entries under {out_dir}" + (f" (checks from {checks})" if checks else " (no checks)"))
 
 
+BoardPath = Annotated[Path, typer.Argument(help="A folder of entry files, a results folder or a results.sqlite.")]
+
+
+@leaderboard_app.command("diff")
+def leaderboard_diff(old: BoardPath, new: BoardPath,
+                     as_json: Annotated[bool, typer.Option("--json", help="Print the diff as JSON.")] = False) -> None:
+    """Entries added and removed, and cells whose accuracy moved beyond both 95% intervals; exit 1 when a cell moved."""
+    from robustbench_med.report.diff import diff_boards, diff_lines, load_board
+
+    result = diff_boards(load_board(old), load_board(new))
+    if as_json:
+        out.print_json(json.dumps(result.as_json(), sort_keys=True))
+    else:
+        table = Table(title=f"leaderboard diff {old} -> {new}")
+        for col in ("change", "entry", "attack", "preset", "protocol", "eps", "old %", "new %"):
+            table.add_column(col)
+        for line in diff_lines(result):
+            table.add_row(*line)
+        if table.rows:
+            out.print(table)
+        out.print(f"{len(result.moved)} cells moved beyond both intervals ({result.cells_compared} compared); "
+                  f"{len(result.added)} entries added, {len(result.removed)} removed, "
+                  f"{len(result.remeasured)} re-measured")
+    if result.moved:
+        raise Exit(code=1)
+
+
 def _open_store(results_dir: Path):
     from robustbench_med.store import STORE_NAME, ResultStore
 
@@ -541,7 +568,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run the CLI; user errors become one line on stderr and exit code 2, never a traceback."""
     command = typer.main.get_command(app)
     try:
-        command.main(args=argv, prog_name="medrobust", standalone_mode=False)
+        code = command.main(args=argv, prog_name="medrobust", standalone_mode=False)
     except MedrobustError as exc:
         err.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
         return exc.exit_code
@@ -558,7 +585,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         err.print("interrupted; finished cells are in the store, rerun to resume", markup=False)
         return 130
-    return 0
+    # click returns (not raises) a command's Exit code when not standalone: `leaderboard diff` exits 1
+    return code if isinstance(code, int) else 0
 
 
 def entry() -> None:
