@@ -215,3 +215,45 @@ def test_publish_renders_the_site_and_marks_current_code(published):
     assert ">current<" in html and "older code" not in html.split("<tbody>")[1]
     assert (published / "plots" / "sweep-d12-pgd-100-paper.svg").is_file()
     assert 'src="plots/sweep-d12-pgd-100-paper.svg"' in html
+
+
+def test_a_store_from_elsewhere_is_published_with_its_source(tmp_path, capsys):
+    make_store(tmp_path)
+    out = tmp_path / "board"
+    args = ["leaderboard", "publish", "--results-dir", str(tmp_path), "--out", str(out), "--source"]
+    code, _out, _err = run_cli(capsys, *args, "lab Y, A100")
+    assert code == 0
+    assert {e["source"] for e in read_entries(out / "entries")} == {"lab Y, A100"}
+    rows = re.findall(r'<tr data-dataset="[^>]*>', (out / "index.html").read_text())
+    assert len(rows) == 3 and all(re.search(r'class="[^"]*external', row) for row in rows)
+    code, _out, err = run_cli(capsys, *args, " ")
+    assert code == 2 and "--source must name" in err
+
+
+def test_an_evaluate_result_becomes_an_entry_file(tmp_path):
+    import numpy as np
+
+    from robustbench_med.evaluation.masking import CheckResult
+    from robustbench_med.evaluation.report import CellResult, Report
+    from robustbench_med.report.entries import entries_from_report, write_entries
+    from robustbench_med.store import ResultKey
+
+    def key(attack: str, preset: str, eps: float) -> ResultKey:
+        return ResultKey(model="MyNet", defense="", dataset="d12", task="d12", attack=attack, preset=preset,
+                         eps=eps, protocol="deterministic", seed=0, subset="test[8]", checkpoint_sha="e" * 64,
+                         code_version="0.1.0+0123456789ab")
+
+    flags = np.array([1, 1, 1, 1, 1, 1, 0, 0], dtype=bool)
+    report = Report(model="MyNet", cells=[
+        CellResult(key("clean", "-", 0.0), 0.75, 0.5, 1.0, 8, 0, 0.1, False, flags=flags, auc=0.8,
+                   image_size=28, device="cpu"),
+        CellResult(key("pgd-10", "paper", 4 / 255), 0.25, 0.0, 0.5, 8, 6, 0.4, False, flags=flags & False,
+                   settings={"alpha": 10 / 255, "steps": 10}, image_size=28, device="cpu")],
+        checks=[CheckResult("large-eps-above-chance", "pass", "0.0% at eps 0.3", 0.0, 1.0)])
+    [entry] = entries_from_report(report, source="my notebook")
+    [path] = write_entries([entry], tmp_path / "entries")
+    [back] = read_entries(tmp_path / "entries")
+    assert path.name == "MyNet-d12-eeeeeeeeeeee-test8-code0123456789ab.json"
+    assert back["source"] == "my notebook" and back["defense"] == "none"
+    assert back["checks"][0]["name"] == "large-eps-above-chance" and back["checks"][0]["p_value"] == 1.0
+    assert back["cells"][0]["flags_hex"] == "fc" and back["cells"][1]["versions"]["torch"]

@@ -201,6 +201,24 @@ def entries_from_frames(results: pd.DataFrame, checks: pd.DataFrame) -> list[dic
     return entries
 
 
-def entries_from_store(store) -> list[dict[str, Any]]:
-    """Every entry of a :class:`~robustbench_med.store.ResultStore`, per-point flags included."""
-    return entries_from_frames(store.frame(with_flags=True), store.checks_frame())
+def _with_source(entries: list[dict[str, Any]], source: str | None) -> list[dict[str, Any]]:
+    return [{**e, "source": source} for e in entries] if source else entries
+
+
+def entries_from_store(store, source: str | None = None) -> list[dict[str, Any]]:
+    """Every entry of a :class:`~robustbench_med.store.ResultStore`, per-point flags included;
+    ``source`` marks a store from elsewhere (another machine, another lab)."""
+    return _with_source(entries_from_frames(store.frame(with_flags=True), store.checks_frame()), source)
+
+
+def entries_from_report(report, source: str) -> list[dict[str, Any]]:
+    """Entries of an ``evaluate(...)`` result, without a store: the cells with their flags, this
+    process's library versions, the model's checks on each of its tasks, and where it came from."""
+    from robustbench_med.versions import library_versions
+
+    results = report.to_frame(with_flags=True).assign(versions=json.dumps(library_versions(), sort_keys=True))
+    keys = results[list(ENTRY_KEY)].drop_duplicates().to_dict("records")
+    checks = pd.DataFrame([{**key, "protocol": "all", "check_name": c.name, "status": c.status,
+                            "detail": c.detail, "statistic": c.statistic, "p_value": c.p_value}
+                           for key in keys for c in report.checks])
+    return _with_source(entries_from_frames(results, checks), source)
