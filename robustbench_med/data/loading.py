@@ -106,5 +106,5 @@ def load_dataset(name: str, *, data_root: str | Path | None = None, image_size: 
                     tasks=(TaskInfo(spec.id, spec.n_classes or 0),), mean=(mean,), std=(std,))
     provenance.update(channels=spec.channels, channel_policy="native" if spec.source == "medmnist"
                       else "rgb", augment=augment, n_train=len(train), n_val=len(val),
-                      n_test=len(test), image_size=image_size)
+                      n_test=len(test), image_size=image_size, test_subset=n_test)
     return LoadedDataset(info=info, train=train, val=val, test=test, provenance=provenance)
