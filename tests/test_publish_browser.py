@@ -150,3 +150,17 @@ def test_the_page_logs_no_script_error_and_the_screenshot_is_saved(page, site, t
     assert board.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and board.stat().st_size > 10_000
     page.save_screenshot(str(tmp_path / "page.png"))
     shutil.copy(board, tmp_path / "board.png")
+
+
+def test_a_dataset_page_shows_its_rows_budget_and_sweep_plot(page, site):
+    out, rows = site
+    page.get((out / "d12.html").resolve().as_uri())
+    try:
+        assert len(body_rows(page)) == sum(r.dataset == "d12" for r in rows)
+        loaded = page.execute_script(
+            "return Array.from(document.images).map(i => i.complete && i.naturalWidth)")
+        assert loaded and all(width > 0 for width in loaded)  # the SVG sweep, drawn from the entries
+        budget = page.execute_script("return document.querySelector('.budget').textContent")
+        assert "Budget these rows were measured with" in budget and "20 ep, paper, 28px" in budget
+    finally:
+        page.get((out / "index.html").resolve().as_uri())
