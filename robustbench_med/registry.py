@@ -9,6 +9,11 @@ entry-point groups ``medrobust.datasets``, ``medrobust.models``,
 ``medrobust.defenses`` and ``medrobust.attacks``. An entry point may name a
 module (importing it runs its ``@REGISTRY.register`` decorators) or an object,
 which is then registered under the entry point's name.
+
+A plugin that fails to import is reported once on stderr and skipped: one
+broken package must not break medrobust. A plugin whose name is already taken
+(by a built-in or another plugin) is an error naming both packages, never a
+silent choice; ``add()`` replaces an entry only when asked (``replace=True``).
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from __future__ import annotations
 import difflib
 import importlib
 import re
+import sys
 import types
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -25,6 +31,11 @@ from typing import Any, Generic, TypeVar
 from robustbench_med.errors import MedrobustError, UnknownNameError
 
 T = TypeVar("T")
+_REPORTED: set[tuple[str, str, str]] = set()  # (group, name, value) of broken plugins already reported
+
+
+class RegistryConflict(MedrobustError):
+    """Two packages register one name: medrobust will not pick one of them silently."""
 
 
 @dataclass(frozen=True)
@@ -83,11 +94,19 @@ class Registry(Generic[T]):
         return decorator
 
     def add(self, name: str, obj: T, *, aliases: tuple[str, ...] = (), origin: str | None = None,
-            **meta: Any) -> Entry[T]:
-        """Register ``obj``; re-registering a name replaces the entry (for reloads)."""
+            replace: bool = False, **meta: Any) -> Entry[T]:
+        """Register ``obj``; a name or alias already taken is refused unless ``replace=True``."""
         key = name.lower()
         entry = Entry(key, obj, dict(meta), tuple(a.lower() for a in aliases),
                       origin or getattr(obj, "__module__", "medrobust").split(".")[0])
+        if not replace:
+            for taken in (key, *entry.aliases):
+                owner = self._entries.get(self._aliases.get(taken, taken))
+                if owner is not None:
+                    raise RegistryConflict(
+                        f"{self.kind} '{taken}' from package '{entry.origin}' collides with the {self.kind} "
+                        f"'{owner.name}' of package '{owner.origin}'; rename one of them (or pass "
+                        "replace=True to add() to replace it on purpose)")
         self._entries[key] = entry
         for alias in entry.aliases:
             self._aliases[alias] = key
@@ -110,15 +129,23 @@ class Registry(Generic[T]):
     def _load_entry_point(self, ep: Any) -> None:
         try:
             obj = ep.load()
-        except Exception as exc:  # a broken plugin must not break medrobust
-            raise MedrobustError(
-                f"could not load {self.kind} plugin '{ep.name}' from entry point "
-                f"'{ep.value}' (group {self.group}): {type(exc).__name__}: {exc}"
-            ) from exc
-        if ep.name.lower() in self._entries:
-            return  # importing the module registered it through the decorator
-        if not isinstance(obj, types.ModuleType):
-            self.add(ep.name, obj, origin=ep.value.split(":")[0].split(".")[0])
+        except RegistryConflict:
+            raise  # importing it registered a name that is taken: an error, not a broken plugin
+        except Exception as exc:  # a broken plugin must not break medrobust: say so once, skip it
+            report = (self.group, ep.name, ep.value)
+            if report not in _REPORTED:
+                _REPORTED.add(report)
+                reason = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+                print(f"medrobust: skipped {self.kind} plugin '{ep.name}' (entry point '{ep.value}', group "
+                      f"{self.group}): it could not be loaded: {type(exc).__name__}: {reason}",
+                      file=sys.stderr)
+            return
+        if isinstance(obj, types.ModuleType):
+            return  # importing the module registered its entries through the decorator
+        existing = self._entries.get(ep.name.lower())
+        if existing is not None and existing.obj is obj:
+            return  # the object registered itself when its module was imported
+        self.add(ep.name, obj, origin=ep.value.split(":")[0].split(".")[0])
 
     def resolve(self, name: str) -> str:
         """The canonical name for ``name`` (an alias or any capitalisation)."""

@@ -55,16 +55,64 @@ def test_entry_point_plugins_are_discovered(monkeypatch):
     assert MODELS.entry("toy_net").origin == "tests"
 
 
-def test_broken_plugin_gives_a_clear_error(monkeypatch):
-    from robustbench_med.errors import MedrobustError
-
+def test_a_broken_plugin_is_reported_once_on_stderr_and_skipped(monkeypatch, capsys):
     monkeypatch.setattr(registry, "entry_points", lambda group: [
         EntryPoint(name="broken", value="no_such_module_xyz:thing", group=group)])
+    monkeypatch.setattr(registry, "_REPORTED", set())
     fresh = Registry("defense", "medrobust.defenses")
-    with pytest.raises(MedrobustError, match="could not load defense plugin 'broken'"):
-        fresh.names()
+    fresh.add("working", object(), origin="tests")
+    assert fresh.names() == ["working"]  # the rest of the registry still works
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "skipped defense plugin 'broken'" in err and "no_such_module_xyz" in err
+    assert Registry("defense", "medrobust.defenses").names() == [] and fresh.names() == ["working"]
+    assert capsys.readouterr().err == "", "a broken plugin was reported twice"
 
 
-def test_every_registry_has_its_group():
-    assert [r.group for r in (DATASETS, MODELS, DEFENSES, ATTACKS)] == [
-        "medrobust.datasets", "medrobust.models", "medrobust.defenses", "medrobust.attacks"]
+def test_a_plugin_named_like_a_built_in_is_an_error_naming_both_packages(monkeypatch):
+    from robustbench_med.errors import MedrobustError
+
+    MODELS.names()  # built-ins loaded first, as in a real session
+    monkeypatch.setattr(registry, "entry_points", lambda group: [
+        EntryPoint(name="resnet18", value="tests.plugin_objects:toy_model", group=group)]
+        if group == "medrobust.models" else [])
+    monkeypatch.setattr(MODELS, "_entries", dict(MODELS._entries))
+    monkeypatch.setattr(MODELS, "_loaded", False)
+    with pytest.raises(MedrobustError, match=r"model 'resnet18' from package 'tests' collides with .*"
+                                             r"package 'medrobust'"):
+        MODELS.names()
+    with pytest.raises(MedrobustError, match="collides"):  # every lookup says so, none picks one
+        MODELS.get("resnet50")
+
+
+def test_add_refuses_to_replace_an_entry_unless_asked():
+    from robustbench_med.errors import MedrobustError
+
+    fresh = Registry("thing", "medrobust.things")
+    fresh.add("alpha", 1, aliases=("a",), origin="one")
+    with pytest.raises(MedrobustError, match=r"thing 'alpha' from package 'two' collides with the thing "
+                                             r"'alpha' of package 'one'.*replace=True"):
+        fresh.add("alpha", 2, origin="two")
+    with pytest.raises(MedrobustError, match="collides"):  # an alias is taken too
+        fresh.add("beta", 3, aliases=("a",))
+    fresh.add("alpha", 2, origin="two", replace=True)
+    assert fresh.get("alpha") == 2 and fresh.get("a") == 2
+
+
+@pytest.mark.parametrize(("kind", "group"), [
+    (DATASETS, "medrobust.datasets"), (MODELS, "medrobust.models"), (DEFENSES, "medrobust.defenses"),
+    (ATTACKS, "medrobust.attacks")], ids=["datasets", "models", "defenses", "attacks"])
+def test_each_registry_discovers_the_plugins_of_its_documented_group_and_no_other(monkeypatch, kind,
+                                                                                  group):
+    """One installed plugin per documented group (as a plugin's entry_points.txt declares it):
+    each registry lists the one of its own group, next to its built-ins, and none of the others."""
+    groups = ("medrobust.datasets", "medrobust.models", "medrobust.defenses", "medrobust.attacks")
+    installed = {g: EntryPoint(name=f"plugin-{g.split('.')[1]}", value="tests.plugin_objects:toy_model",
+                               group=g) for g in groups}
+    builtins = set(kind.names())  # loaded first, as in a real session
+    monkeypatch.setattr(registry, "entry_points", lambda group: [installed[group]] if group in installed
+                        else [])
+    monkeypatch.setattr(kind, "_entries", dict(kind._entries))
+    monkeypatch.setattr(kind, "_loaded", False)
+    names = set(kind.names())
+    assert names - builtins == {installed[group].name}
+    assert kind.entry(installed[group].name).origin == "tests"
