@@ -49,6 +49,7 @@ Adversarial = Annotated[bool, typer.Option("--adversarial", help="PGD adversaria
 AdvEps = Annotated[str, typer.Option(help="Adversarial-training eps (4/255 or 0.0157).")]
 AdvSteps = Annotated[int, typer.Option(help="Adversarial-training PGD steps.")]
 AdvStep = Annotated[str, typer.Option(help="Adversarial-training PGD step size.")]
+BnSettle = Annotated[str, typer.Option(help="BatchNorm statistics before each validation pass: recalibrate (re-estimated on 512 training images through the training loss) or none.")]
 Quiet = Annotated[bool, typer.Option("--quiet", help="No progress bars.")]
 Surrogate = Annotated[str, typer.Option(help="Surrogate model of the transfer attacks (paper: resnet101).")]
 Checks = Annotated[bool, typer.Option("--checks/--no-checks", help="Run the large-eps probe and the gradient-masking checks.")]
@@ -109,7 +110,7 @@ def model_request(model: str | None, dataset: str | None, *, defense: str | None
                   epochs: int, batch_size: int, recipe: str, augment: bool, n_train: int | None,
                   n_val: int | None, seed: int, model_option: list[str] | None,
                   defense_option: list[str] | None, adversarial: bool, adv_eps: str,
-                  adv_steps: int, adv_step: str):
+                  adv_steps: int, adv_step: str, bn_settle: str = "recalibrate"):
     from robustbench_med.attacks.eps import parse_eps
     from robustbench_med.data.loading import dataset_spec
     from robustbench_med.registry import DEFENSES, MODELS
@@ -127,7 +128,7 @@ def model_request(model: str | None, dataset: str | None, *, defense: str | None
     model_options, defense_options = checked_options(model, defense, model_option, defense_option)
     train = TrainConfig(recipe=recipe, epochs=epochs, batch_size=batch_size, seed=seed,
                         adversarial=adversarial, adv_eps=parse_eps(adv_eps),
-                        adv_step=parse_eps(adv_step), adv_steps=adv_steps)
+                        adv_step=parse_eps(adv_step), adv_steps=adv_steps, bn_settle=bn_settle)
     return ModelRequest(model=model, dataset=dataset, image_size=image_size, train=train,
                         defense=defense, model_options=model_options, defense_options=defense_options,
                         augment=augment, n_train=n_train, n_val=n_val)
@@ -211,7 +212,7 @@ def train(model: Model = None, dataset: Dataset = None, defense: Defense = None,
           results_dir: ResultsDir = DEFAULT_RESULTS, device: Device = None,
           model_option: Options = None, defense_option: DefenseOptions = None,
           adversarial: Adversarial = False, adv_eps: AdvEps = "4/255", adv_steps: AdvSteps = 10,
-          adv_step: AdvStep = "1/255", quiet: Quiet = False) -> None:
+          adv_step: AdvStep = "1/255", bn_settle: BnSettle = "recalibrate", quiet: Quiet = False) -> None:
     """Train a model (the paper's recipe by default) and store it in the zoo."""
     from robustbench_med.data.loading import load_dataset
     from robustbench_med.device import resolve_device
@@ -224,7 +225,7 @@ def train(model: Model = None, dataset: Dataset = None, defense: Defense = None,
                             batch_size=batch_size, recipe=recipe, augment=augment, n_train=n_train,
                             n_val=n_val, seed=seed, model_option=model_option,
                             defense_option=defense_option, adversarial=adversarial,
-                            adv_eps=adv_eps, adv_steps=adv_steps, adv_step=adv_step)
+                            adv_eps=adv_eps, adv_steps=adv_steps, adv_step=adv_step, bn_settle=bn_settle)
     dev = resolve_device(device)
     data = load_dataset(request.dataset, data_root=data_root, image_size=image_size,
                         augment=augment, n_train=n_train, n_val=n_val, download=download)
@@ -265,7 +266,7 @@ def run(model: Model = None, dataset: Dataset = None, defense: Defense = None,
         attack_batch_size: AttackBatch = 128, draws: Draws = 10,
         model_option: Options = None, defense_option: DefenseOptions = None,
         adversarial: Adversarial = False, adv_eps: AdvEps = "4/255", adv_steps: AdvSteps = 10,
-        adv_step: AdvStep = "1/255", surrogate: Surrogate = "resnet101", checks: Checks = True,
+        adv_step: AdvStep = "1/255", bn_settle: BnSettle = "recalibrate", surrogate: Surrogate = "resnet101", checks: Checks = True,
         quiet: Quiet = False) -> None:
     """Attack a model (training it first if the zoo has none) and store one row per cell."""
     from robustbench_med.attacks.eps import parse_eps_list
@@ -280,7 +281,7 @@ def run(model: Model = None, dataset: Dataset = None, defense: Defense = None,
                             batch_size=batch_size, recipe=recipe, augment=augment, n_train=n_train,
                             n_val=n_val, seed=seed, model_option=model_option,
                             defense_option=defense_option, adversarial=adversarial,
-                            adv_eps=adv_eps, adv_steps=adv_steps, adv_step=adv_step)
+                            adv_eps=adv_eps, adv_steps=adv_steps, adv_step=adv_step, bn_settle=bn_settle)
     _run_and_report(request, attacks=attacks, presets=preset, eps=tuple(parse_eps_list(eps)) if eps else (),
                     n_test=n_test, data_root=data_root, download=download, results_dir=results_dir,
                     checkpoint=checkpoint, device=device, attack_batch_size=attack_batch_size,
@@ -418,7 +419,7 @@ def sweep(model: Annotated[str, typer.Option("--model", "-m", help="Model, or a 
           download: Download = False, results_dir: ResultsDir = DEFAULT_RESULTS, device: Device = None,
           attack_batch_size: AttackBatch = 128, draws: Draws = 10,
           adversarial: Adversarial = False, adv_eps: AdvEps = "4/255", adv_steps: AdvSteps = 10,
-          adv_step: AdvStep = "1/255", checks: Checks = True, quiet: Quiet = False) -> None:
+          adv_step: AdvStep = "1/255", bn_settle: BnSettle = "recalibrate", checks: Checks = True, quiet: Quiet = False) -> None:
     """Accuracy against eps for one attack (eps ascending; survivors only), stored and plotted."""
     from robustbench_med.attacks.eps import parse_eps_list
     from robustbench_med.attacks.spec import parse_attack
@@ -437,7 +438,7 @@ def sweep(model: Annotated[str, typer.Option("--model", "-m", help="Model, or a 
                                     recipe=recipe, augment=augment, n_train=n_train, n_val=n_val,
                                     seed=seed, model_option=None, defense_option=None,
                                     adversarial=adversarial, adv_eps=adv_eps, adv_steps=adv_steps,
-                                    adv_step=adv_step)
+                                    adv_step=adv_step, bn_settle=bn_settle)
             reports.append(_run_and_report(
                 request, attacks=request_attack.name, presets=preset, eps=eps_values, n_test=n_test,
                 data_root=data_root, download=download, results_dir=results_dir, checkpoint=None,
