@@ -98,16 +98,35 @@ def test_the_six_are_registered_with_their_randomness_and_recipe():
         assert DEFENSES.entry(name).origin == "robustbench_med"
 
 
+def seeded_outputs(model: nn.Module, x: torch.Tensor, seed: int = 123) -> torch.Tensor:
+    """The model's outputs on one fixed draw: held draws re-drawn, and per-pass noise drawn, from
+    ``seed`` (the same random numbers for two models of one architecture)."""
+    model.eval()
+    torch.manual_seed(seed)
+    model.resample()
+    with torch.no_grad():
+        return model(x)
+
+
 @pytest.mark.parametrize("name", NAMES)
 def test_forward_shape_declared_randomness_and_state_dict_round_trip(name, d12_small, batch):
-    x = batch[0][:8]
+    """What one step of the defense's own training changed comes back through the state dict (what
+    the zoo saves and loads): a model built from another seed answers like the trained one after
+    loading it, on the same draw, and did not before."""
+    x, y = batch
     model = defended(name, d12_small.info).eval()
     with torch.no_grad():
-        out = model(x)
+        out = model(x[:8])
     assert out.shape == (8, 2) and torch.isfinite(out).all()
     assert model.randomized is RANDOMIZED[name]
-    again = defended(name, d12_small.info)
-    again.load_state_dict(model.state_dict())  # what the zoo does when it loads a checkpoint
+    one_step(name, model, x, y)  # trained state: weights, BatchNorm statistics, the defense's own
+    trained = seeded_outputs(model, x)
+    other = build_model("resnet18", d12_small.info, defense=name, seed=1)
+    assert not torch.allclose(seeded_outputs(other, x), trained, atol=1e-4)  # the check below can fail
+    other.load_state_dict(model.state_dict())
+    assert torch.allclose(seeded_outputs(other, x), trained, atol=1e-5)
+    if RANDOMIZED[name]:  # and the randomness survives: another draw answers differently
+        assert not torch.allclose(seeded_outputs(other, x, seed=124), trained, atol=1e-4)
 
 
 @pytest.mark.parametrize("name", NAMES)

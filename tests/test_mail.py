@@ -9,6 +9,7 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
+from sklearn.metrics import roc_auc_score
 from torchvision.models.resnet import BasicBlock
 
 from robustbench_med.attacks.iterative import IterativeLinf
@@ -27,9 +28,6 @@ from robustbench_med.models.profile import profile
 from robustbench_med.training import evaluate_split
 
 SIZE = 28
-LEARN_SIZE = 32
-N_TRAIN = 600
-N_TEST = 160
 PAIRS = {1: "d12", 2: "d12+d14", 3: "d12+d13+d14"}
 
 
@@ -226,41 +224,25 @@ def test_profile_counts_the_paper_configuration():
     assert 1.2 < report["gflops"] < 1.4 and report["gmacs"] == report["gflops"] / 2
 
 
-@pytest.fixture(scope="module")
-def trained_mail(data_root):
-    """MAIL-RN18 trained for 3 epochs on 600 real PneumoniaMNIST images.
-
-    Adam (the official notebook's optimiser) at lr 3e-3, BN momentum 0.1 and
-    32 px: the 57 steps of this budget are far from the paper's 200 epochs,
-    and MAIL's early layers get large gradients (CA's sum pooling), which SGD
-    at 1e-3 barely turns into progress in so few steps (at 28 px, or with
-    Keras' BN momentum 0.01, the model is still near the majority class).
-    """
-    data = load_dataset("d12", data_root=data_root, image_size=LEARN_SIZE, n_train=N_TRAIN, n_test=N_TEST)
-    torch.manual_seed(0)
-    model = build_model("mail_rn18", data.info, seed=0, model_options={"bn_momentum": 0.1})
-    optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
-    generator = torch.Generator().manual_seed(0)
-    for _ in range(3):
-        model.train()
-        order = torch.randperm(len(data.train), generator=generator)
-        for start in range(0, len(order), 32):
-            idx = order[start:start + 32]
-            optimizer.zero_grad()
-            F.cross_entropy(model(data.train.x[idx]), data.train.y[idx]).backward()
-            optimizer.step()
-    return model.eval(), data
+def test_train_model_teaches_mail_a_real_slice(trained_mail, d12_small):
+    """``train_model`` teaches MAIL (the session's ``trained_mail``, tests/conftest.py), not a constant
+    answer: above the majority share by a margin, right on both classes, and ranking them well."""
+    model, data, history = trained_mail.model.eval(), d12_small, trained_mail.metrics["history"]
+    y = data.test.y
+    majority = float(torch.bincount(y).max()) / len(y)
+    with torch.no_grad():
+        probabilities = model(data.test.x).softmax(1)
+    predicted = probabilities.argmax(1)
+    accuracy = float((predicted == y).float().mean())
+    recall = [float((predicted[y == c] == c).float().mean()) for c in (0, 1)]
+    assert accuracy > majority + 0.08, (accuracy, majority, history)
+    assert min(recall) > 0.25, (recall, history)
+    assert roc_auc_score(y.numpy(), probabilities[:, 1].numpy()) > 0.75
+    assert evaluate_split(model, data.test, torch.device("cpu"))[0] == pytest.approx(accuracy)
 
 
-def test_mail_learns_a_real_slice(trained_mail):
-    model, data = trained_mail
-    majority = float(torch.bincount(data.test.y).max()) / len(data.test)
-    accuracy, _ = evaluate_split(model, data.test, torch.device("cpu"))
-    assert accuracy > majority + 0.05, (accuracy, majority)
-
-
-def test_pgd_lowers_mails_accuracy(trained_mail):
-    model, data = trained_mail
+def test_pgd_lowers_mails_accuracy(trained_mail, d12_small):
+    model, data = trained_mail.model.eval(), d12_small
     with torch.no_grad():
         correct = (model(data.test.x).argmax(1) == data.test.y).nonzero().flatten()[:64]
     x, y = data.test.x[correct], data.test.y[correct]

@@ -4,23 +4,34 @@ from __future__ import annotations
 
 import json
 
+import pytest
+import torch
+
 from robustbench_med.cli import main
 from robustbench_med.store import STORE_NAME, ResultStore
-from tests.conftest import DATA_ROOT
+from tests.conftest import DATA_ROOT, N_TEST, require_data
 
 TINY = ["--image-size", "28", "--epochs", "1", "--no-augment", "--recipe", "fast", "--data-root",
         str(DATA_ROOT), "--quiet", "--no-checks"]
 SMALL = ["--n-train", "200", "--n-test", "40", *TINY]
 
+pytestmark = pytest.mark.usefixtures("data_root")  # every test here reads the real data
 
-def test_mail_runs_end_to_end(capsys, tmp_path):
-    code = main(["run", "--model", "mail", "--dataset", "d12", "--attacks", "pgd-10", "--preset",
-                 "paper", "--results-dir", str(tmp_path), *SMALL])
+
+def test_mail_runs_end_to_end_and_pgd_takes_what_it_learned(capsys, tmp_path, trained_mail, d12_small):
+    """The session's MAIL (trained by ``train_model``, tests/conftest.py) through ``medrobust run``:
+    first shown to have learned, then PGD-10 under the paper's settings must take most of it away."""
+    code = main(["run", "--checkpoint", str(trained_mail.path), "--attacks", "pgd-10", "--preset", "paper",
+                 "--n-test", str(N_TEST), "--data-root", str(require_data()), "--results-dir", str(tmp_path),
+                 "--quiet", "--no-checks"])
     assert code == 0, capsys.readouterr().err
     rows = ResultStore(tmp_path / STORE_NAME).frame()
     assert set(rows.model) == {"mail_rn18"} and set(rows.attack) == {"clean", "pgd-10"}
-    clean, pgd = rows.accuracy.tolist()
-    assert pgd <= clean
+    clean = rows[rows.attack == "clean"].iloc[0]
+    pgd = rows[rows.attack == "pgd-10"].iloc[0]
+    majority = float(torch.bincount(d12_small.test.y).max()) / len(d12_small.test)
+    assert clean.n == N_TEST and clean.accuracy > majority + 0.08 and clean.auc > 0.75, clean
+    assert pgd.accuracy < clean.accuracy - 0.20, (pgd.accuracy, clean.accuracy)
 
 
 def test_a_paired_mail_is_scored_per_task_and_attacked_jointly(capsys, tmp_path):

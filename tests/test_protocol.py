@@ -97,17 +97,22 @@ def test_autoattack_runs_on_a_binary_task_and_records_it(trained_resnet, d12_sma
     assert any("binary task" in n for n in notes)
 
 
-def test_grid_rows_transfer_and_checks(capsys, results_dir, trained_resnet):
-    """White-box beats the surrogate transfer; robust <= clean everywhere; checks are stored."""
+def test_grid_rows_transfer_and_checks(capsys, results_dir, trained_resnet, d12_small):
+    """On a model that learned, white-box PGD takes most of its accuracy and the surrogate transfer
+    much less; checks are stored. (Measured: clean 78.1%, AUC 0.91, majority share 56.2%; PGD-20
+    at 4/255 1.2%.)"""
     code = main(["run", "--model", "resnet18", "--dataset", "d12", "--attacks",
                  "pgd-20,aa-surrogate", "--preset", "standard", "--surrogate", "mobilenetv2",
                  "--n-test", str(N_TEST), "--results-dir", str(results_dir), *cli_args()])
     assert code == 0, capsys.readouterr().err
     store = ResultStore(results_dir / STORE_NAME)
     rows = store.frame(checkpoint_sha=trained_resnet.sha256)
-    clean = rows.loc[rows.attack == "clean", "accuracy"].iloc[0]
-    assert (rows.accuracy <= clean + 1e-9).all()
+    clean_row = rows[rows.attack == "clean"].iloc[0]
+    clean = clean_row.accuracy
+    majority = float(torch.bincount(d12_small.test.y).max()) / len(d12_small.test)
+    assert clean > majority + 0.10 and clean_row.auc > 0.80, (clean, majority, clean_row.auc)  # learned
     white = rows[(rows.attack == "pgd-20") & (rows.eps.round(6) == round(4 / 255, 6))].accuracy.iloc[0]
+    assert white < clean - 0.40, (white, clean)  # only clean-correct points are attacked: <= is free
     transfer = rows[rows.attack == "aa-surrogate[mobilenetv2]"].accuracy.iloc[0]
     assert transfer > white + 0.1, (transfer, white)
     assert list((results_dir / "zoo" / "mobilenetv2").glob("d12-28px-*.pt"))
@@ -119,16 +124,20 @@ def test_grid_rows_transfer_and_checks(capsys, results_dir, trained_resnet):
     assert wide.loc[wide.model == "resnet18", "masking"].str.startswith("ok").all()
 
 
-def test_sweep_is_nested_monotone_and_plotted(capsys, results_dir, trained_resnet):
+def test_sweep_spans_the_model_from_robust_to_broken_nested_and_plotted(capsys, results_dir, trained_resnet):
+    """Nesting makes a sweep monotone by construction, so that is no evidence the eps reached the
+    attack: the first eps must leave most points standing and the largest must break nearly all.
+    (Measured: 0.662, 0.244, 0.056, 0.006 at eps 0.002, 0.008, 0.014, 0.02; clean 0.781.)"""
     code = main(["sweep", "--model", "resnet18", "--dataset", "d12", "--attack", "pgd-10",
-                 "--preset", "standard", "--eps", "0.002:0.01:4", "--n-test", str(N_TEST),
+                 "--preset", "standard", "--eps", "0.002:0.02:4", "--n-test", str(N_TEST),
                  "--results-dir", str(results_dir), "--no-checks", *cli_args()])
     assert code == 0, capsys.readouterr().err
     rows = ResultStore(results_dir / STORE_NAME).frame(attack="pgd-10", preset="standard",
                                                          checkpoint_sha=trained_resnet.sha256)
-    rows = rows[rows.eps <= 0.0100001].sort_values("eps")
+    rows = rows[rows.eps <= 0.0200001].sort_values("eps")
     assert len(rows) == 4
-    assert rows.accuracy.is_monotonic_decreasing
+    first, last = rows.accuracy.iloc[0], rows.accuracy.iloc[-1]
+    assert last <= 0.05 and first >= last + 0.40, rows.accuracy.tolist()
     assert rows.n_attacked.tolist()[1:] == [round(a * N_TEST) for a in rows.accuracy.tolist()[:-1]]
     assert rows.settings.iloc[1].count("nested_from") == 1
     assert (results_dir / "plots" / "sweep-d12-pgd-10-standard.png").stat().st_size > 10_000
