@@ -224,10 +224,10 @@ def test_profile_counts_the_paper_configuration():
     assert 1.2 < report["gflops"] < 1.4 and report["gmacs"] == report["gflops"] / 2
 
 
-def test_train_model_teaches_mail_a_real_slice(trained_mail, d12_small):
+def test_train_model_teaches_mail_a_real_slice(trained_mail, d12_mail):
     """``train_model`` teaches MAIL (the session's ``trained_mail``, tests/conftest.py), not a constant
     answer: above the majority share by a margin, right on both classes, and ranking them well."""
-    model, data, history = trained_mail.model.eval(), d12_small, trained_mail.metrics["history"]
+    model, data, history = trained_mail.model.eval(), d12_mail, trained_mail.metrics["history"]
     y = data.test.y
     majority = float(torch.bincount(y).max()) / len(y)
     with torch.no_grad():
@@ -241,8 +241,8 @@ def test_train_model_teaches_mail_a_real_slice(trained_mail, d12_small):
     assert evaluate_split(model, data.test, torch.device("cpu"))[0] == pytest.approx(accuracy)
 
 
-def test_pgd_lowers_mails_accuracy(trained_mail, d12_small):
-    model, data = trained_mail.model.eval(), d12_small
+def test_pgd_lowers_mails_accuracy(trained_mail, d12_mail):
+    model, data = trained_mail.model.eval(), d12_mail
     with torch.no_grad():
         correct = (model(data.test.x).argmax(1) == data.test.y).nonzero().flatten()[:64]
     x, y = data.test.x[correct], data.test.y[correct]
