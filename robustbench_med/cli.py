@@ -26,6 +26,20 @@ app.add_typer(leaderboard_app, name="leaderboard")
 out = Console(width=None if sys.stdout.isatty() else 200)
 err = Console(stderr=True, width=None if sys.stderr.isatty() else 200)
 
+
+def _print_version(value: bool) -> None:
+    if value:
+        from robustbench_med import __version__
+
+        typer.echo(f"medrobust {__version__}")
+        raise Exit()
+
+
+@app.callback()
+def _options(version: Annotated[bool, typer.Option("--version", callback=_print_version, is_eager=True,
+                                                   help="Print the version and exit.")] = False) -> None:
+    pass
+
 # -- shared options ----------------------------------------------------------
 Model = Annotated[str | None, typer.Option("--model", "-m", help="Registered model (medrobust list models).")]
 Dataset = Annotated[str | None, typer.Option("--dataset", "-d", help="Dataset id (d12), MedMNIST flag, or a pair d12+d14.")]
@@ -135,72 +149,96 @@ def model_request(model: str | None, dataset: str | None, *, defense: str | None
 
 
 # -- list ----------------------------------------------------------------------
+# Each kind's table: (header, catalog field); lists are joined, booleans read yes/no, null reads -.
+LIST_COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
+    "datasets": (("id", "name"), ("name", "title"), ("modality", "modality"), ("task", "task"),
+                 ("classes", "classes"), ("samples", "samples"), ("split", "split"), ("loader", "loader")),
+    "models": (("name", "name"), ("aliases", "aliases"), ("family", "family"), ("randomized", "randomized"),
+               ("reference", "reference"), ("from", "from")),
+    "defenses": (("name", "name"), ("randomized", "randomized"), ("reference", "reference"),
+                 ("from", "from")),
+    "attacks": (("names", "names"), ("box", "box"), ("presets", "presets"), ("cost", "cost"),
+                ("library", "library"), ("what", "description")),
+}
+LIST_TITLES = {"datasets": "datasets (paper Table 7)", "attacks": "attacks (L-inf; any <family>-K picks K iterations)"}
+OPTION_FLAGS = {"models": "--model-option", "defenses": "--defense-option"}
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, list):
+        return ", ".join(map(str, value))
+    return "-" if value is None else str(value)
+
+
 @app.command("list")
-def list_entries(kind: Annotated[str, typer.Argument(help="datasets, models, defenses or attacks")]) -> None:
-    """List the registered datasets, models, defenses or attacks."""
-    from robustbench_med.registry import nearest
+def list_entries(kind: Annotated[str, typer.Argument(help="datasets, models, defenses or attacks")],
+                 pattern: Annotated[str | None, typer.Argument(help="Shell pattern on names and aliases, as timm's: 'mail*', 'd1?'.")] = None,
+                 family: Annotated[str | None, typer.Option(help="Models of one family: backbone, mail, robust_mail.")] = None,
+                 randomized: Annotated[bool | None, typer.Option("--randomized/--deterministic", help="Only the models or defenses that draw randomness at inference (or only those that do not).")] = None,
+                 grep: Annotated[str | None, typer.Option(help="Only entries holding this text in any field (any case).")] = None,
+                 details: Annotated[str | None, typer.Option(metavar="NAME", help="Everything about one entry: its options with types and defaults.")] = None,
+                 as_json: Annotated[bool, typer.Option("--json", help="Machine-readable JSON on stdout.")] = False) -> None:
+    """List the registered datasets, models, defenses or attacks (read without importing torch)."""
+    from robustbench_med import catalog
 
-    kinds = {"datasets": _datasets_table, "models": _models_table, "defenses": _defenses_table,
-             "attacks": _attacks_table}
-    key = kind.lower()
-    if key not in kinds and f"{key}s" in kinds:
-        key = f"{key}s"
-    if key not in kinds:
-        near = nearest(key, list(kinds))
-        raise BadInputError(f"cannot list '{kind}'" + (f"; did you mean '{near}'?" if near else "")
-                            + f" (allowed: {', '.join(kinds)})")
-    out.print(kinds[key]())
-
-
-def _datasets_table() -> Table:
-    from robustbench_med.registry import DATASETS
-
-    table = Table(title="datasets (paper Table 7)")
-    for col in ("id", "name", "modality", "task", "classes", "samples", "split", "loader"):
-        table.add_column(col)
-    for entry in DATASETS:
-        s = entry.obj
-        table.add_row(s.id, s.name, s.modality, s.task, str(s.n_classes or "-"),
-                      str(s.n_samples or "-"), s.split, s.source)
-    return table
-
-
-def _models_table() -> Table:
-    from robustbench_med.registry import MODELS
-
-    table = Table(title="models")
-    for col in ("name", "aliases", "family", "reference", "from"):
-        table.add_column(col)
-    for entry in MODELS:
-        table.add_row(entry.name, ", ".join(entry.aliases), str(entry.meta.get("family", "")),
-                      str(entry.meta.get("reference", "")), entry.origin)
-    return table
-
-
-def _defenses_table() -> Table:
-    from robustbench_med.registry import DEFENSES
-
-    table = Table(title="defenses")
-    for col in ("name", "randomized", "reference", "from"):
-        table.add_column(col)
-    for entry in DEFENSES:
-        plugin = entry.obj
-        table.add_row(entry.name, "yes" if getattr(plugin, "randomized", False) else "no",
-                      str(getattr(plugin, "reference", "")), entry.origin)
-    return table
+    if details is not None:
+        if pattern or family or randomized is not None or grep:
+            raise BadInputError("--details shows one entry; drop PATTERN, --family, "
+                                "--randomized/--deterministic and --grep")
+        record = catalog.detail(kind, details)
+        if as_json:
+            typer.echo(json.dumps(record, indent=1, ensure_ascii=False))
+        else:
+            _print_details(catalog.kind_of(kind), record)
+        return
+    listing = catalog.select(kind, pattern, family=family, randomized=randomized, grep=grep)
+    if listing.note:
+        err.print(f"note: {listing.note}", markup=False, highlight=False, soft_wrap=True)
+    if not listing.rows:
+        asked = " and ".join(filter(None, [pattern and f"'{pattern}'", family and f"family {family}",
+                                           randomized is not None and ("randomized" if randomized
+                                                                       else "deterministic"),
+                                           grep and f"--grep {grep}"]))
+        near = catalog.nearest_name(listing.kind, pattern) if pattern else None
+        err.print(f"no {listing.kind} match {asked}" + (f"; did you mean '{near}'?" if near else "")
+                  + " (PATTERN is a shell pattern such as 'mail*'; --grep finds text in any field)",
+                  markup=False, highlight=False, soft_wrap=True)
+    if as_json:
+        typer.echo(json.dumps(listing.rows, indent=1, ensure_ascii=False))
+        return
+    if not listing.rows:
+        return
+    table = Table(title=LIST_TITLES.get(listing.kind, listing.kind))
+    for header, _ in LIST_COLUMNS[listing.kind]:
+        table.add_column(header)
+    for row in listing.rows:
+        table.add_row(*(_cell(row.get(field)) for _, field in LIST_COLUMNS[listing.kind]))
+    out.print(table)
 
 
-def _attacks_table() -> Table:
-    from robustbench_med.registry import ATTACKS
-
-    table = Table(title="attacks (L-inf; any <family>-K picks K iterations)")
-    for col in ("names", "box", "presets", "cost", "library", "what"):
-        table.add_column(col)
-    for entry in ATTACKS:
-        spec = entry.obj
-        table.add_row(", ".join(spec.listed_names()), spec.box, ", ".join(spec.presets), spec.cost,
-                      spec.library, spec.description)
-    return table
+def _print_details(kind: str, record: dict[str, Any]) -> None:
+    table = Table(title=f"{kind[:-1]} {record['name']}", show_header=False)
+    table.add_column("field", style="bold")
+    table.add_column("value")
+    for field, value in record.items():
+        if field != "options":
+            table.add_row(field, _cell(value))
+    out.print(table)
+    if kind not in OPTION_FLAGS:
+        return
+    options = record.get("options", [])
+    if not options:
+        out.print("options: none")
+        return
+    table = Table(title=f"options ({OPTION_FLAGS[kind]} key=value)")
+    for header in ("option", "type", "default"):
+        table.add_column(header)
+    for option in options:
+        table.add_row(option["name"], option["type"],
+                      "required" if option["required"] else json.dumps(option["default"]))
+    out.print(table)
 
 
 # -- train -------------------------------------------------------------------------

@@ -70,6 +70,13 @@ def convert_option(owner: str, key: str, value: Any, kinds: tuple[type, ...] | N
     raise BadInputError(f"{owner} option {key} must be {expected}, got {value!r}")
 
 
+def option_parameters(factory: Callable[..., Any], n_args: int) -> list[inspect.Parameter]:
+    """The keywords of ``factory(*n_args positional, **options)``: its options, in signature order."""
+    params = list(inspect.signature(factory).parameters.values())[n_args:]
+    return [p for p in params
+            if p.kind not in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)]
+
+
 def check_options(kind: str, name: str, factory: Callable[..., Any], n_args: int,
                   options: dict[str, Any]) -> dict[str, Any]:
     """``options`` for ``factory(*n_args positional, **options)``: names known, values typed."""
@@ -77,8 +84,7 @@ def check_options(kind: str, name: str, factory: Callable[..., Any], n_args: int
 
     params = inspect.signature(factory).parameters
     takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
-    allowed = [p for p in list(params)[n_args:]
-               if params[p].kind not in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)]
+    allowed = [p.name for p in option_parameters(factory, n_args)]
     unknown = [key for key in options if key not in allowed]
     if unknown and not takes_any:
         near = nearest(unknown[0], allowed)

@@ -60,6 +60,14 @@ def nearest(name: str, candidates: list[str]) -> str | None:
     return matches[0] if matches else None
 
 
+def _origin_of(obj: Any, caller: types.FrameType) -> str:
+    """The package an entry comes from: a function's or class's own module; for an instance (a
+    spec), the module that registers it (its class's module would name medrobust for a plugin)."""
+    module = (obj.__module__ if isinstance(obj, (types.FunctionType, type)) and obj.__module__
+              else caller.f_globals.get("__name__") or "__main__")
+    return module.split(".")[0]
+
+
 class Registry(Generic[T]):
     """Named entries of one kind, filled by decorators and entry points.
 
@@ -88,7 +96,8 @@ class Registry(Generic[T]):
         """Decorator: register ``obj`` under ``name`` (default: its ``__name__``)."""
 
         def decorator(obj: T) -> T:
-            self.add(name or obj.__name__, obj, aliases=aliases, **meta)
+            self.add(name or obj.__name__, obj, aliases=aliases, origin=_origin_of(obj, sys._getframe(1)),
+                     **meta)
             return obj
 
         return decorator
@@ -98,7 +107,7 @@ class Registry(Generic[T]):
         """Register ``obj``; a name or alias already taken is refused unless ``replace=True``."""
         key = name.lower()
         entry = Entry(key, obj, dict(meta), tuple(a.lower() for a in aliases),
-                      origin or getattr(obj, "__module__", "medrobust").split(".")[0])
+                      origin or _origin_of(obj, sys._getframe(1)))
         if not replace:
             for taken in (key, *entry.aliases):
                 owner = self._entries.get(self._aliases.get(taken, taken))
@@ -113,6 +122,11 @@ class Registry(Generic[T]):
         return entry
 
     # -- lookup -----------------------------------------------------------
+    @property
+    def loaded(self) -> bool:
+        """Whether the built-ins and installed plugins are loaded (reading entries is then free)."""
+        return self._loaded
+
     def _ensure_loaded(self) -> None:
         if self._loaded or self._loading:
             return
