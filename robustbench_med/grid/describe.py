@@ -1,0 +1,105 @@
+"""``medrobust grid plan``'s text: the dependency graph with counts, what is stored, and estimates."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+
+from robustbench_med.grid.estimate import Estimate, cell_estimate, format_seconds, training_estimate
+from robustbench_med.grid.plan import Plan, Target, clean_cells, unit_cells
+from robustbench_med.grid.status import TargetStatus, target_status
+
+
+@dataclass
+class Totals:
+    trainings: int = 0
+    to_train: int = 0
+    cells: int = 0
+    stored: int = 0
+    seconds: float = 0.0
+    unknown: int = 0  # cells or trainings still to run with no estimate
+
+    def add(self, estimate: Estimate) -> None:
+        if estimate.seconds is None:
+            self.unknown += 1
+        else:
+            self.seconds += estimate.seconds
+
+
+def describe(plan: Plan, rows: pd.DataFrame, checks: pd.DataFrame, code_version: str) -> list[str]:
+    """The plan as lines: trainings first, then each checkpoint's units with their cells' state."""
+    spec, totals = plan.spec, Totals()
+    r0 = spec.requests[0]
+    lines = [f"grid {spec.name} ({spec.path})" + (f": {spec.description}" if spec.description else ""),
+             f"{len(plan.targets)} checkpoint{'s' if len(plan.targets) != 1 else ''} to evaluate "
+             f"({_count(spec, 'model')} x {_count(spec, 'defense')} x {_count(spec, 'dataset')} x "
+             f"{_count(spec, 'seed')}), attacks {spec.attacks}, presets {', '.join(spec.presets)}; "
+             f"training {r0.train.recipe}, {r0.train.epochs} epochs at {r0.image_size}px on "
+             f"{r0.n_train or 'all'} images; {spec.n_test or 'all'} test points", "",
+             "trainings (run first; a surrogate before the targets that attack with it):"]
+    for training in plan.trainings:
+        totals.trainings += 1
+        estimate = training_estimate(plan.zoo, training)
+        if training.in_zoo:
+            state = "in the zoo"
+        else:
+            totals.to_train += 1
+            totals.add(estimate)
+            state = f"to train, est. {format_seconds(estimate.seconds)}" + _basis(estimate)
+        needed = ", ".join(training.needed_by)
+        lines.append(f"  {training.id} {training.role} {training.label} (for {needed}): {state}")
+    lines += ["", "evaluation units by checkpoint (each loads its checkpoint; units run in parallel):"]
+    for target in plan.targets:
+        lines += _target_lines(plan, target, rows, checks, code_version, totals)
+    to_compute = totals.cells - totals.stored
+    lines += ["", f"total: {totals.trainings} training{'s' if totals.trainings != 1 else ''} "
+              f"({totals.to_train} to run), {totals.cells} cells ({totals.stored} stored, {to_compute} to "
+              f"compute); estimated cost {format_seconds(totals.seconds)}"
+              + (f" + unknown for {totals.unknown} item{'s' if totals.unknown != 1 else ''} with no "
+                 "similar stored work" if totals.unknown else "")]
+    return lines
+
+
+def _count(spec: object, what: str) -> str:
+    requests = spec.requests  # type: ignore[attr-defined]
+    values = {"model": {r.model for r in requests}, "defense": {r.defense for r in requests},
+              "dataset": {r.dataset for r in requests}, "seed": {r.train.seed for r in requests}}[what]
+    return f"{len(values)} {what}{'s' if len(values) != 1 else ''}"
+
+
+def _basis(estimate: Estimate) -> str:
+    return f" (from {estimate.basis})" if estimate.basis and estimate.seconds is not None else ""
+
+
+def _target_lines(plan: Plan, target: Target, rows: pd.DataFrame, checks: pd.DataFrame,
+                  code_version: str, totals: Totals) -> list[str]:
+    status: TargetStatus = target_status(plan, target, rows, checks, code_version)
+    deps = ", ".join(t for t in (target.training, target.surrogate) if t)
+    kind = "randomized" if status.randomized else "deterministic"
+    lines = [f"  {target.id} {target.label} <- {deps} ({kind}; {len(target.tasks)} task"
+             f"{'s' if len(target.tasks) != 1 else ''}; subset {status.subset})"]
+    n = plan.spec.n_test
+    groups = [("clean rows", clean_cells(target, status.randomized), False)]
+    groups += [(f"{u.id} {u.label}", unit_cells(plan.spec, target, u, status.randomized), u.is_checks)
+               for u in target.units]
+    for label, cells, is_checks in groups:
+        stored = [c for c in cells if c in status.stored]
+        seconds: float | None = 0.0
+        for cell in cells:
+            if cell in status.stored:
+                continue
+            estimate = cell_estimate(rows, target, cell, n)
+            totals.add(estimate)
+            seconds = None if seconds is None or estimate.seconds is None else seconds + estimate.seconds
+        totals.cells += len(cells)
+        totals.stored += len(stored)
+        state = ("stored" if len(stored) == len(cells)
+                 else f"{len(stored)} stored, est. {format_seconds(seconds)}" if stored
+                 else f"est. {format_seconds(seconds)}")
+        if is_checks:
+            state += ("; checks stored" if set(target.tasks) <= status.checked_tasks
+                      else "; then the masking checks")
+        cells_text = f"{len(cells)} cell{'s' if len(cells) != 1 else ''}"
+        lines.append(f"     {label:<34} {cells_text:<9} {state}")
+    return lines
