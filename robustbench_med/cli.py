@@ -16,12 +16,14 @@ from rich.console import Console
 from rich.table import Table
 from typer.exceptions import Abort, Exit, TyperException
 
+from robustbench_med.cli_grid import grid_app
 from robustbench_med.errors import BadInputError, MedrobustError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Adversarial-robustness benchmarking for medical image classifiers.")
 leaderboard_app = typer.Typer(no_args_is_help=True, help="Show or publish leaderboard tables.")
 app.add_typer(leaderboard_app, name="leaderboard")
+app.add_typer(grid_app, name="grid")
 # Off a terminal (CI logs, pipes) rich would wrap tables at 80 columns; give them room.
 out = Console(width=None if sys.stdout.isatty() else 200)
 err = Console(stderr=True, width=None if sys.stderr.isatty() else 200)
