@@ -18,6 +18,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from robustbench_med import catalog
 from robustbench_med.attacks.spec import check_preset, parse_attacks
 from robustbench_med.data.loading import load_dataset as _load_dataset
 from robustbench_med.data.spec import DataInfo, LoadedDataset
@@ -30,7 +31,6 @@ from robustbench_med.events import Event, Progress
 from robustbench_med.models.builder import build_model
 from robustbench_med.models.zoo import Checkpoint
 from robustbench_med.models.zoo import load_checkpoint as _load_checkpoint
-from robustbench_med.registry import ATTACKS, DATASETS, DEFENSES, MODELS
 from robustbench_med.store import ResultStore
 from robustbench_med.training import TrainConfig, TrainResult, train_model
 
@@ -148,23 +148,28 @@ def train(model: nn.Module, data: str | LoadedDataset, *, recipe: str = "paper",
     return train_model(model, data, config, resolve_device(device), progress=progress)
 
 
-def _matching(names: list[str], pattern: str | None) -> list[str]:
+def _names(listing: catalog.Listing) -> list[str]:
+    return [row["name"] for row in listing.rows]
+
+
+def list_models(pattern: str | None = None, *, family: str | None = None, randomized: bool | None = None,
+                grep: str | None = None) -> list[str]:
+    """Model names, as ``medrobust list models`` filters them: a shell pattern on names and aliases
+    as timm's (``"mail*"``), a family, randomized or not, text in any field. One model's options,
+    types and defaults: ``robustbench_med.catalog.detail("models", name)``."""
+    return _names(catalog.select("models", pattern, family=family, randomized=randomized, grep=grep))
+
+
+def list_attacks(pattern: str | None = None, *, grep: str | None = None) -> list[str]:
+    """Listed attack names (any ``<family>-K`` also works, e.g. ``pgd-37``)."""
+    names = [name for row in catalog.select("attacks", grep=grep).rows for name in row["names"]]
     return names if pattern is None else [n for n in names if fnmatch.fnmatchcase(n, pattern.lower())]
 
 
-def list_models(pattern: str | None = None) -> list[str]:
-    """Registered model names, filtered by a shell pattern as timm's (``"mail*"``)."""
-    return _matching(MODELS.names(), pattern)
+def list_defenses(pattern: str | None = None, *, randomized: bool | None = None,
+                  grep: str | None = None) -> list[str]:
+    return _names(catalog.select("defenses", pattern, randomized=randomized, grep=grep))
 
 
-def list_attacks(pattern: str | None = None) -> list[str]:
-    """Listed attack names (any ``<family>-K`` also works, e.g. ``pgd-37``)."""
-    return _matching([n for entry in ATTACKS for n in entry.obj.listed_names()], pattern)
-
-
-def list_defenses(pattern: str | None = None) -> list[str]:
-    return _matching(DEFENSES.names(), pattern)
-
-
-def list_datasets(pattern: str | None = None) -> list[str]:
-    return _matching(DATASETS.names(), pattern)
+def list_datasets(pattern: str | None = None, *, grep: str | None = None) -> list[str]:
+    return _names(catalog.select("datasets", pattern, grep=grep))

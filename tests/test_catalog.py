@@ -170,3 +170,13 @@ def test_a_stale_catalog_is_named_entry_by_entry():
     edited = {**static, "models": [{**row, "randomized": not row["randomized"]} if row["name"] == "resnet18"
                                    else row for row in static["models"][1:]]}
     assert catalog.stale_names(edited, static) == [f"models/{static['models'][0]['name']}", "models/resnet18"]
+
+
+def test_the_library_lists_with_the_same_filters():
+    import robustbench_med as rm
+
+    assert rm.list_models(family="robust_mail", randomized=False) == ["robust_mail-no-rpan"]
+    assert rm.list_models("mnv2") == ["mobilenetv2"]  # aliases match, as in medrobust list
+    assert set(rm.list_defenses(randomized=True)) == {"pni", "learn2perturb", "rpf", "ctrw"}
+    assert rm.list_attacks("*surrogate") == ["aa-surrogate", "square-surrogate"]
+    assert rm.list_attacks(grep="momentum") == ["mim-10"] and rm.list_datasets(grep="pneumonia") == ["d12"]
