@@ -175,7 +175,7 @@ def _cell(value: Any) -> str:
 
 
 @app.command("list")
-def list_entries(kind: Annotated[str, typer.Argument(help="datasets, models, defenses or attacks")],
+def list_entries(kind: Annotated[str | None, typer.Argument(help="datasets, models, defenses or attacks")] = None,
                  pattern: Annotated[str | None, typer.Argument(help="Shell pattern on names and aliases, as timm's: 'mail*', 'd1?'.")] = None,
                  family: Annotated[str | None, typer.Option(help="Models of one family: backbone, mail, robust_mail.")] = None,
                  randomized: Annotated[bool | None, typer.Option("--randomized/--deterministic", help="Only the models or defenses that draw randomness at inference (or only those that do not).")] = None,
@@ -185,6 +185,9 @@ def list_entries(kind: Annotated[str, typer.Argument(help="datasets, models, def
     """List the registered datasets, models, defenses or attacks (read without importing torch)."""
     from robustbench_med import catalog
 
+    if kind is None:
+        raise BadInputError(f"medrobust list needs what to list (allowed: {', '.join(catalog.KINDS)}), "
+                            "e.g. medrobust list models")
     if details is not None:
         if pattern or family or randomized is not None or grep:
             raise BadInputError("--details shows one entry; drop PATTERN, --family, "

@@ -123,6 +123,7 @@ def test_details_show_options_with_types_and_defaults(capsys):
 
 
 @pytest.mark.parametrize(("args", "message"), [
+    (["list"], "medrobust list needs what to list (allowed: datasets, models, defenses, attacks)"),
     (["list", "modles"], "cannot list 'modles'; did you mean 'models'? (allowed: datasets, models, "
                          "defenses, attacks)"),
     (["list", "models", "--family", "robust"], "unknown model family 'robust'; did you mean "
@@ -131,7 +132,7 @@ def test_details_show_options_with_types_and_defaults(capsys):
     (["list", "attacks", "--randomized"], "--randomized/--deterministic filter models and defenses only"),
     (["list", "models", "--details", "resnt18"], "unknown model 'resnt18'; did you mean 'resnet18'?"),
     (["list", "defenses", "--details", "pin", "--grep", "x"], "--details shows one entry"),
-], ids=["kind", "family", "family-kind", "randomized-kind", "details-name", "details-filters"])
+], ids=["no-kind", "kind", "family", "family-kind", "randomized-kind", "details-name", "details-filters"])
 def test_bad_input_is_one_line_and_exit_2(capsys, args, message):
     code, out, err = run_cli(capsys, *args)
     assert code == 2 and out == "" and err.startswith(f"error: {message}") and err.count("\n") == 1, err
