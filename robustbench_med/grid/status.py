@@ -86,5 +86,8 @@ def _filter(frame: pd.DataFrame, filters: dict[str, object]) -> pd.DataFrame:
 def store_frames(store: object | None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The store's rows (no flags) and checks; empty frames without a store."""
     if store is None:
-        return pd.DataFrame(), pd.DataFrame()
+        from robustbench_med.store import CHECK_KEY, CHECK_VALUES, KEY_COLUMNS, VALUE_COLUMNS
+
+        return (pd.DataFrame(columns=["id", *KEY_COLUMNS, *VALUE_COLUMNS]),
+                pd.DataFrame(columns=["id", *CHECK_KEY, *CHECK_VALUES]))
     return store.frame(), store.checks_frame()  # type: ignore[attr-defined]
