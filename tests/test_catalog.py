@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 from importlib.metadata import EntryPoint
 
 import pytest
@@ -64,15 +63,11 @@ def test_list_answers_without_importing_torch(args):
     assert "HEAVY=\n" in done.stderr, done.stderr
 
 
-def test_medrobust_list_models_answers_in_under_a_second():
-    def once() -> float:
-        started = time.perf_counter()
-        done = subprocess.run([sys.executable, "-m", "robustbench_med", "list", "models"],
-                              capture_output=True, text=True, timeout=60)
-        assert done.returncode == 0 and "robust_mail" in done.stdout, done.stderr
-        return time.perf_counter() - started
-
-    assert min(once() for _ in range(3)) < 1.0
+def test_python_m_medrobust_list_models_names_the_models():
+    """The entry a user types; its speed (no torch import, above) is measured in benchmarks/, not here."""
+    done = subprocess.run([sys.executable, "-m", "robustbench_med", "list", "models"],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and "robust_mail" in done.stdout and "mail_rn18" in done.stdout, done.stderr
 
 
 def test_version(capsys):
