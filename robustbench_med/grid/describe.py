@@ -53,11 +53,13 @@ def describe(plan: Plan, rows: pd.DataFrame, checks: pd.DataFrame, code_version:
     for target in plan.targets:
         lines += _target_lines(plan, target, rows, checks, code_version, totals)
     to_compute = totals.cells - totals.stored
+    unknown = f"{totals.unknown} item{'s' if totals.unknown != 1 else ''}"
+    cost = (format_seconds(totals.seconds) if not totals.unknown
+            else f"unknown (no similar stored work for {unknown})" if not totals.seconds
+            else f"{format_seconds(totals.seconds)} + unknown for {unknown} with no similar stored work")
     lines += ["", f"total: {totals.trainings} training{'s' if totals.trainings != 1 else ''} "
               f"({totals.to_train} to run), {totals.cells} cells ({totals.stored} stored, {to_compute} to "
-              f"compute); estimated cost {format_seconds(totals.seconds)}"
-              + (f" + unknown for {totals.unknown} item{'s' if totals.unknown != 1 else ''} with no "
-                 "similar stored work" if totals.unknown else "")]
+              f"compute); estimated cost {cost}"]
     return lines
 
 

@@ -15,6 +15,7 @@ confirmed by the stored clean row once there is one), so cells are computed from
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -139,7 +140,12 @@ def build_plan(spec: GridSpec, zoo: str | Path) -> Plan:
         target = Target(target_id, request, own, surrogate, randomized, tasks)
         target.units = _units(spec, target)
         targets.append(target)
-    return Plan(spec, Path(zoo), sorted(trainings.values(), key=_training_order), targets)
+    ordered = sorted(trainings.values(), key=_training_order)  # surrogates first, then the targets'
+    ids = {t.id: f"T{i}" for i, t in enumerate(ordered, start=1)}
+    for target in targets:
+        target.training = ids[target.training]
+        target.surrogate = ids[target.surrogate] if target.surrogate else None
+    return Plan(spec, Path(zoo), [dataclasses.replace(t, id=ids[t.id]) for t in ordered], targets)
 
 
 def _training_order(training: Training) -> tuple[int, int]:

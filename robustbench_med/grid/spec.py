@@ -137,7 +137,7 @@ def parse_spec(raw: dict[str, Any], path: Path) -> GridSpec:
     where = _Where(path)
     unknown = [k for k in raw if k not in SCHEMA and k not in OPTION_TABLES]
     if unknown:
-        where.unknown(unknown[0], "a section", [*SCHEMA, *OPTION_TABLES], "[")
+        where.unknown(unknown[0], "section", [*SCHEMA, *OPTION_TABLES], "[")
     values = {section: _section(raw.get(section, {}), section, where) for section in SCHEMA}
     g, t, e = values["grid"], values["training"], values["evaluation"]
     for key, example in (("models", '["resnet18"]'), ("datasets", '["d12"]')):
@@ -291,8 +291,10 @@ def _check_option_owners(options: dict[str, dict[str, dict[str, Any]]], models: 
         for owner in options[table]:
             resolved = registry.resolve(owner) if owner in registry else owner
             if resolved not in names:
-                where.unknown(owner, f"{table.split('_')[0]} in [{table}.{owner}]: not one of the grid's;",
-                              names)
+                near = nearest(owner, names)
+                where.fail(f"[{table}.{owner}] names no {table.split('_')[0]} of the grid"
+                           + (f"; did you mean [{table}.{near}]?" if near else "")
+                           + f" (the grid's: {', '.join(names) or 'none'})")
 
 
 def _request(model: str, defense: str | None, dataset: str, seed: int, t: dict[str, Any],

@@ -1,0 +1,150 @@
+"""Grid files: every mistake is one line and exit 2 (with the place, what is allowed, the nearest
+name); ``grid plan`` prints trainings (surrogates included) before the units grouped by checkpoint,
+the counts, what the store holds, and estimates from stored timings of similar cells. No data and
+no training: these tests read grid files and stores only."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from robustbench_med.cli import main
+
+G = 'models = ["resnet18"]\ndatasets = ["d12"]\n'  # a valid [grid] to add one key to
+BASE = {
+    "grid": G + 'attacks = ["pgd-10"]',
+    "training": 'recipe = "fast"\nepochs = 2\nimage_size = 28\nn_train = 100',
+    "evaluation": "n_test = 20",
+}
+
+
+def write(folder: Path, extra: str = "", **sections: str) -> Path:
+    text = "".join(f"[{name}]\n{body}\n\n" for name, body in {**BASE, **sections}.items()) + extra
+    path = folder / "grid.toml"
+    path.write_text(text)
+    return path
+
+
+def run_cli(capsys, *args: str) -> tuple[int, str, str]:
+    code = main(list(args))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+BAD = [
+    ({"grid": 'models = ["resnt18"]\ndatasets = ["d12"]'}, "",
+     "[grid] models: unknown model 'resnt18'; did you mean 'resnet18'?"),
+    ({"training": "epoch = 3"}, "", "unknown key in [training]: epoch; did you mean epochs?"),
+    ({}, "[trainig]\nepochs = 2\n", "unknown section [trainig]; did you mean [training]?"),
+    ({"training": 'epochs = "3"'}, "", "[training] epochs must be an integer"),
+    ({"training": "epochs = 0"}, "", "[training] epochs must be at least 1, got 0"),
+    ({"evaluation": "n_test = -4"}, "", "[evaluation] n_test must be at least 1, got -4"),
+    ({"grid": G + 'attacks = ["pgd-1O"]'}, "", "unknown attack 'pgd-1O'"),
+    ({"grid": G + 'presets = ["papr"]'}, "", "did you mean 'paper'?"),
+    ({"grid": G + 'eps = ["4/0"]'}, "", "[grid] eps: malformed eps '4/0'"),
+    ({"grid": 'datasets = ["d12"]'}, "", "[grid] needs models"),
+    ({"grid": 'models = ["resnet18"]\ndatasets = ["d99"]'}, "", "unknown dataset 'd99'"),
+    ({"grid": G + 'defenses = ["pnj"]'}, "", "did you mean 'pni'?"),
+    ({"grid": 'models = ["resnet18"]\ndatasets = ["d12+d14"]\nattacks = ["aa-surrogate"]'}, "",
+     "[grid] attacks on d12+d14: attack 'aa-surrogate' transfers from a surrogate"),
+    ({"grid": G + 'seeds = ["0"]'}, "", "[grid] seeds must hold integers"),
+    ({}, "[model_options.mobilenetv2]\nwidth = 2\n",
+     "[model_options.mobilenetv2] names no model of the grid (the grid's: resnet18)"),
+    ({}, "[model_options.resnet18]\nstme = \"cifar\"\n", "has no option stme"),
+    ({"evaluation": 'device = "gpu"'}, "", "unknown device in [evaluation]: gpu"),
+    ({}, "models = [\n", "is not valid TOML"),
+]
+
+
+@pytest.mark.parametrize(("sections", "extra", "message"), BAD)
+def test_bad_grid_file_is_one_line_and_exit_2(capsys, tmp_path, sections, extra, message):
+    grid = write(tmp_path, extra, **sections)
+    code, _out, err = run_cli(capsys, "grid", "plan", str(grid), "--results-dir", str(tmp_path / "r"))
+    assert code == 2, err
+    assert err.startswith((f"error: grid file {grid}", f"error: {grid} is not valid TOML")), err
+    assert message in err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert not (tmp_path / "r").exists(), "a bad grid file created the results folder"
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (("--executor", "rey"), "unknown executor 'rey'; did you mean 'ray'?"),
+    (("--workers", "0"), "--workers must be at least 1, got 0"),
+    (("--address", "auto"), "--address needs --executor ray"),
+])
+def test_bad_run_option_is_one_line_and_exit_2(capsys, tmp_path, args, message):
+    grid = write(tmp_path)
+    code, _out, err = run_cli(capsys, "grid", "run", str(grid), "--results-dir", str(tmp_path / "r"), *args)
+    assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_missing_grid_file(capsys, tmp_path):
+    code, _out, err = run_cli(capsys, "grid", "plan", str(tmp_path / "nope.toml"))
+    assert code == 2 and f"no grid file at {tmp_path / 'nope.toml'}" in err
+
+
+def test_plan_puts_trainings_and_surrogates_before_units_grouped_by_checkpoint(capsys, tmp_path):
+    grid = write(tmp_path, grid='models = ["resnet18", "mobilenetv2"]\ndatasets = ["d12"]\n'
+                              'attacks = ["pgd-10", "aa-surrogate"]\npresets = ["paper", "standard"]')
+    code, out, err = run_cli(capsys, "grid", "plan", str(grid), "--results-dir", str(tmp_path / "r"))
+    assert code == 0, err
+    lines = out.splitlines()
+    trainings = [i for i, line in enumerate(lines) if line.strip().startswith("T")]
+    units = lines.index(next(line for line in lines if line.startswith("evaluation units")))
+    assert len(trainings) == 3 and max(trainings) < units  # one surrogate serves both targets
+    assert "T1 surrogate resnet101 on d12 at 28px, seed 1000 (for C1, C2): to train" in out
+    assert "C1 resnet18 on d12, seed 0 <- T2, T1 (deterministic; 1 task; subset test[20])" in out
+    assert "C2 mobilenetv2 on d12, seed 0 <- T3, T1" in out
+    # pgd-10 under two presets, aa-surrogate once (no step: standard only), the checks
+    assert [line.split()[1:3] for line in lines if line.strip().startswith("C1.")] == [
+        ["pgd-10", "(paper)"], ["pgd-10", "(standard)"], ["aa-surrogate", "(standard)"], ["probe", "+"]]
+    assert "total: 3 trainings (3 to run), 10 cells (0 stored, 10 to compute); estimated cost unknown" in out
+    assert not (tmp_path / "r").exists(), "plan created the results folder"
+
+
+def test_randomized_model_plans_both_protocols(capsys, tmp_path):
+    grid = write(tmp_path, grid=G + 'defenses = ["none", "pni"]\n'
+                              'attacks = ["pgd-10"]\npresets = ["standard"]')
+    code, out, _err = run_cli(capsys, "grid", "plan", str(grid), "--results-dir", str(tmp_path / "r"))
+    assert code == 0
+    assert "C2 resnet18+pni on d12, seed 0 <- T2 (randomized" in out
+    c2 = out[out.index("C2 resnet18+pni"):]
+    assert "C2.1 pgd-10 (standard)             2 cells" in c2  # paper and eot protocols
+    assert "C1.1 pgd-10 (standard)             1 cell " in out
+
+
+def test_plan_reads_stored_cells_and_estimates_from_similar_timings(capsys, tmp_path):
+    """A trained checkpoint in the zoo and stored rows: the plan counts what is stored, and prices
+    the rest from stored rows of the same model, attack, preset and size (per test point)."""
+    from robustbench_med.grid.plan import build_plan
+    from robustbench_med.grid.spec import load_spec
+    from robustbench_med.store import ResultKey, ResultStore
+    from robustbench_med.versions import code_version
+
+    grid = write(tmp_path, grid=G + 'attacks = ["pgd-10", "bim-10"]\n'
+                              'presets = ["paper"]')
+    results = tmp_path / "r"
+    training = build_plan(load_spec(grid), results / "zoo").trainings[0]
+    training.path.parent.mkdir(parents=True)
+    training.path.write_bytes(b"weights")  # what the plan reads is the sidecar's identity
+    training.path.with_suffix(".json").write_text('{"sha256": "abc", "metrics": {"n_test": 20}}')
+    store = ResultStore(results / "results.sqlite")
+
+    def put(attack: str, sha: str, n: int, wall: float, dataset: str = "d12") -> None:
+        key = ResultKey("resnet18", "", dataset, dataset, attack, "-" if attack == "clean" else "paper",
+                        0.0 if attack == "clean" else 4 / 255, "deterministic", 0, f"test[{n}]", sha,
+                        code_version())
+        store.put(key, flags=np.ones(n, bool), n=n, accuracy=1.0, image_size=28, wall_s=wall)
+
+    put("clean", "abc", 20, 0.5)  # this checkpoint's clean row: stored
+    put("pgd-10", "other", 40, 8.0)  # another checkpoint's pgd-10 on 40 points: 0.2 s a point
+    put("pgd-10", "older", 10, 3.0, dataset="d14")  # another dataset: not used while d12 has one
+    code, out, err = run_cli(capsys, "grid", "plan", str(grid), "--results-dir", str(results))
+    assert code == 0, err
+    assert "T1 model resnet18 on d12 at 28px, seed 0 (for C1): in the zoo" in out
+    assert "clean rows                         1 cell    stored" in out
+    assert "C1.1 pgd-10 (paper)                1 cell    est. 4.0 s" in out  # 0.2 s x 20 points
+    assert "C1.2 bim-10 (paper)                1 cell    est. unknown" in out
+    assert "4 cells (1 stored, 3 to compute); estimated cost 4.0 s + unknown for 2 items" in out
