@@ -161,6 +161,8 @@ class _Driver:
                 self.outcome.duplicates += 1
         for check in done.checks:
             put_check_row(self.store, check)
+            emit(self.events, "check", f"  {unit.id} check {check['check_name']}: {check['status']} "
+                 f"({check['detail']})")
         self.outcome.checks += len(done.checks)
         if done.rows:
             self.computed.add(target.id)
