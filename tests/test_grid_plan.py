@@ -148,3 +148,15 @@ def test_plan_reads_stored_cells_and_estimates_from_similar_timings(capsys, tmp_
     assert "C1.1 pgd-10 (paper)                1 cell    est. 4.0 s" in out  # 0.2 s x 20 points
     assert "C1.2 bim-10 (paper)                1 cell    est. unknown" in out
     assert "4 cells (1 stored, 3 to compute); estimated cost 4.0 s + unknown for 2 items" in out
+
+
+def test_published_grid_files_are_valid():
+    """Every grid file under leaderboards/grids/ reads and plans (the README runs small.toml)."""
+    from robustbench_med.grid.plan import build_plan
+    from robustbench_med.grid.spec import load_spec
+
+    files = sorted((Path(__file__).resolve().parents[1] / "leaderboards" / "grids").glob("*.toml"))
+    assert any(f.name == "small.toml" for f in files)
+    for path in files:
+        plan = build_plan(load_spec(path), Path("/nonexistent-zoo"))
+        assert plan.trainings and all(t.units for t in plan.targets), path
