@@ -160,3 +160,16 @@ def test_published_grid_files_are_valid():
     for path in files:
         plan = build_plan(load_spec(path), Path("/nonexistent-zoo"))
         assert plan.trainings and all(t.units for t in plan.targets), path
+
+
+def test_tasks_larger_than_the_cluster_are_refused():
+    """A task asking for more CPUs or GPUs than the Ray cluster has would wait forever."""
+    from robustbench_med.errors import BadInputError
+    from robustbench_med.grid.ray_executor import check_feasible
+    from robustbench_med.grid.run import RunOptions
+
+    check_feasible({"CPU": 2.0}, RunOptions(results_dir=Path("r"), executor="ray", workers=2))
+    with pytest.raises(BadInputError, match="--gpus-per-task 1 asks for more than the Ray cluster's 0 GPUs"):
+        check_feasible({"CPU": 2.0}, RunOptions(results_dir=Path("r"), executor="ray", gpus_per_task=1))
+    with pytest.raises(BadInputError, match="--cpus-per-task 4 asks for more"):
+        check_feasible({"CPU": 2.0}, RunOptions(results_dir=Path("r"), executor="ray", cpus_per_task=4))

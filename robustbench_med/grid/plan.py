@@ -129,14 +129,18 @@ def build_plan(spec: GridSpec, zoo: str | Path) -> Plan:
                                    (*known.needed_by, target_id))
         return known.id
 
-    targets = []
+    targets, built = [], {}
     for index, request in enumerate(spec.requests, start=1):
         target_id = f"C{index}"
         paired = "+" in request.dataset
         own = training_for(request, "model", target_id)
         surrogate = (training_for(surrogate_request(request, spec.surrogate), "surrogate", target_id)
                      if needs_surrogate(spec.attacks, paired=paired) else None)
-        randomized, tasks = declared(request)
+        shape = json.dumps([request.model, request.defense, request.dataset, request.image_size,
+                            request.model_options, request.defense_options], sort_keys=True, default=str)
+        if shape not in built:  # seeds share it: one build per model shape
+            built[shape] = declared(request)
+        randomized, tasks = built[shape]
         target = Target(target_id, request, own, surrogate, randomized, tasks)
         target.units = _units(spec, target)
         targets.append(target)

@@ -48,15 +48,28 @@ def connect(options: RunOptions) -> bool:
     if ray.is_initialized():
         return False
     quiet = {"log_to_driver": False, "logging_level": "ERROR"}
-    if options.address is None:
-        ray.init(num_cpus=options.workers * options.cpus_per_task,
-                 num_gpus=options.workers * options.gpus_per_task if options.gpus_per_task else 0,
-                 include_dashboard=False, **quiet)
+    if options.address is None:  # CPUs bound the tasks in flight; GPUs are detected, never invented
+        ray.init(num_cpus=options.workers * options.cpus_per_task, include_dashboard=False, **quiet)
     elif options.address.startswith("ray://"):
         ray.init(address=options.address)
     else:
         ray.init(address=options.address, **quiet)
+    try:
+        check_feasible(ray.cluster_resources(), options)
+    except BadInputError:
+        ray.shutdown()
+        raise
     return True
+
+
+def check_feasible(resources: dict[str, float], options: RunOptions) -> None:
+    """A task that asks for more than the cluster has would wait forever: refuse it now."""
+    for name, asked, flag in (("CPU", options.cpus_per_task, "--cpus-per-task"),
+                              ("GPU", options.gpus_per_task, "--gpus-per-task")):
+        have = resources.get(name, 0.0)
+        if asked > have:
+            raise BadInputError(f"{flag} {asked:g} asks for more than the Ray cluster's {have:g} {name}s "
+                                f"(lower {flag}{', or run where there is a GPU' if name == 'GPU' else ''})")
 
 
 def run_ray(plan: Plan, options: RunOptions, store: Any, events: Progress | None) -> GridOutcome:
