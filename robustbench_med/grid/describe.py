@@ -8,6 +8,7 @@ import pandas as pd
 
 from robustbench_med.grid.estimate import Estimate, cell_estimate, format_seconds, training_estimate
 from robustbench_med.grid.plan import Plan, Target, clean_cells, unit_cells
+from robustbench_med.grid.spec import GridSpec
 from robustbench_med.grid.status import TargetStatus, target_status
 
 
@@ -63,8 +64,8 @@ def describe(plan: Plan, rows: pd.DataFrame, checks: pd.DataFrame, code_version:
     return lines
 
 
-def _count(spec: object, what: str) -> str:
-    requests = spec.requests  # type: ignore[attr-defined]
+def _count(spec: GridSpec, what: str) -> str:
+    requests = spec.requests
     values = {"model": {r.model for r in requests}, "defense": {r.defense for r in requests},
               "dataset": {r.dataset for r in requests}, "seed": {r.train.seed for r in requests}}[what]
     return f"{len(values)} {what}{'s' if len(values) != 1 else ''}"

@@ -163,9 +163,15 @@ class _Driver:
 
     def _unit_done(self, job: UnitJob, done: UnitDone) -> list[UnitJob]:
         from robustbench_med.grid.rows import key_of, put_check_row, put_row
+        from robustbench_med.versions import code_version
 
         unit = self.plan.unit(job.unit_id)
         target = self.plan.target(unit.target)
+        foreign = {row["code_version"] for row in done.rows} - {code_version()}
+        if foreign:  # its rows would never count as this grid's: a node with another checkout
+            raise ExecutorError(f"{unit.id} ran on a worker (pid {done.pid}) with medrobust code version "
+                                f"{', '.join(sorted(foreign))}, the driver has {code_version()}: install the "
+                                "same checkout on every node; its rows were not stored")
         for row in done.rows:
             if put_row(self.store, row):
                 self.outcome.computed.append(key_of(row))
