@@ -17,6 +17,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import pandas as pd
@@ -25,7 +26,9 @@ import pytest
 from tests.conftest import REPO, require_data
 
 try:  # CI installs the extra (README's test command): a missing Ray fails these tests, never skips them
-    import ray  # noqa: F401
+    with warnings.catch_warnings():  # ray imports requests, which warns about its own pins
+        warnings.simplefilter("ignore")
+        import ray  # noqa: F401
 except ImportError:
     pytest.fail("the Ray executor's tests need the ray extra: pip install -e '.[test,ray]'", pytrace=False)
 
