@@ -33,9 +33,17 @@ def run_config(plan: Plan, request: Any, options: RunOptions) -> Any:
 def run_local(plan: Plan, options: RunOptions, store: Any, events: Progress | None) -> GridOutcome:
     import torch
 
+    threads = torch.get_num_threads()
+    torch.set_num_threads(options.cpus_per_task)  # as a Ray task would: one thread trains deterministically
+    try:
+        return _run(plan, options, store, events)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _run(plan: Plan, options: RunOptions, store: Any, events: Progress | None) -> GridOutcome:
     from robustbench_med.pipeline import benchmark
 
-    torch.set_num_threads(options.cpus_per_task)
     outcome = GridOutcome()
     for training, job in trainings_to_run(plan, options.where(plan.spec), events):
         done = run_training(job)
