@@ -462,8 +462,12 @@ def sweep(model: Annotated[str, typer.Option("--model", "-m", help="Model, or a 
           download: Download = False, results_dir: ResultsDir = DEFAULT_RESULTS, device: Device = None,
           attack_batch_size: AttackBatch = 128, draws: Draws = 10,
           adversarial: Adversarial = False, adv_eps: AdvEps = "4/255", adv_steps: AdvSteps = 10,
-          adv_step: AdvStep = "1/255", bn_settle: BnSettle = "recalibrate", checks: Checks = True, quiet: Quiet = False) -> None:
-    """Accuracy against eps for one attack (eps ascending; survivors only), stored and plotted."""
+          adv_step: AdvStep = "1/255", bn_settle: BnSettle = "recalibrate", model_option: Options = None,
+          defense_option: DefenseOptions = None, surrogate: Surrogate = "resnet101", checks: Checks = True,
+          quiet: Quiet = False) -> None:
+    """Accuracy against eps for one attack (eps ascending; survivors only), stored and plotted.
+
+    Model and defense options apply to every model and defense of the sweep (each one checks them)."""
     from robustbench_med.attacks.eps import parse_eps_list
     from robustbench_med.attacks.spec import parse_attack
     from robustbench_med.report.leaderboard import long_frame
@@ -479,14 +483,15 @@ def sweep(model: Annotated[str, typer.Option("--model", "-m", help="Model, or a 
             request = model_request(model_name, dataset, defense=None if defense_name == "none" else defense_name,
                                     image_size=image_size, epochs=epochs, batch_size=batch_size,
                                     recipe=recipe, augment=augment, n_train=n_train, n_val=n_val,
-                                    seed=seed, model_option=None, defense_option=None,
+                                    seed=seed, model_option=model_option,
+                                    defense_option=defense_option if defense_name != "none" else None,
                                     adversarial=adversarial, adv_eps=adv_eps, adv_steps=adv_steps,
                                     adv_step=adv_step, bn_settle=bn_settle)
             reports.append(_run_and_report(
                 request, attacks=request_attack.name, presets=preset, eps=eps_values, n_test=n_test,
                 data_root=data_root, download=download, results_dir=results_dir, checkpoint=None,
                 device=device, attack_batch_size=attack_batch_size, draws=draws, seed=seed,
-                quiet=quiet, surrogate="resnet101", checks=checks))
+                quiet=quiet, surrogate=surrogate, checks=checks))
     frame = long_frame(ResultStore(reports[0].store_path))
     shas = {r.checkpoint.sha256 for r in reports}
     frame = frame[frame["checkpoint_sha"].isin(shas) & frame["eps"].round(10).isin(

@@ -352,3 +352,17 @@ def test_console_script_has_no_traceback_on_bad_input():
                            "--dataset", "d12"], capture_output=True, text=True, timeout=120)
     assert done.returncode == 2
     assert "Traceback" not in done.stderr and done.stderr.startswith("error: unknown model 'nope'")
+
+
+def test_sweep_passes_model_and_defense_options_on(capsys, tmp_path):
+    """``sweep`` used to drop --model-option and --defense-option silently: a bad value now ends in
+    one line before any training, and an unknown defense option names the defense's options."""
+    base = ["sweep", "--model", "resnet18", "--dataset", "d12", "--eps", "0.01,0.02", "--image-size", "28",
+            "--epochs", "1", "--n-train", "64", "--n-test", "8", "--data-root", str(DATA_ROOT),
+            "--results-dir", str(tmp_path), "--quiet"]
+    code, out, err = run_cli(capsys, *base, "--model-option", "stem=nope")
+    assert code == 2 and "stem" in err and "nope" in err and len(err.strip().splitlines()) == 1, err
+    assert "training" not in err + out
+    code, out, err = run_cli(capsys, *base, "--defense", "pni", "--defense-option", "levels=abc")
+    assert code == 2 and "levels" in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "zoo").exists() or not any((tmp_path / "zoo").rglob("*.pt"))
