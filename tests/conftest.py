@@ -153,3 +153,19 @@ def cli_args(*extra: str) -> list[str]:
     """Arguments that make ``medrobust run/train`` use the small real slice of the fixtures."""
     return ["--image-size", str(IMAGE_SIZE), "--epochs", str(EPOCHS), "--n-train", str(N_TRAIN),
             "--no-augment", "--data-root", str(require_data()), "--quiet", *extra]
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked ``gpu`` are skipped, with the reason, where torch sees no CUDA GPU (and only
+    there: on a GPU machine a failure is a failure)."""
+    gpu_tests = [item for item in items if item.get_closest_marker("gpu")]
+    if not gpu_tests:
+        return
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    reason = (f"needs a CUDA GPU: torch {torch.__version__} (CUDA build {torch.version.cuda}) sees none; "
+              "benchmarks/gpu_check.sh runs these on a GPU machine")
+    for item in gpu_tests:
+        item.add_marker(pytest.mark.skip(reason=reason))
