@@ -32,7 +32,7 @@ from robustbench_med.attacks.autoattack import AutoAttackFn
 from robustbench_med.attacks.iterative import IterativeLinf
 from robustbench_med.attacks.spec import PAPER_EPS, PAPER_STEP, parse_attacks
 from robustbench_med.pipeline import RunConfig, benchmark
-from robustbench_med.training import TrainConfig
+from robustbench_med.training.config import TrainConfig
 from robustbench_med.workflow import ModelRequest
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"

@@ -90,7 +90,9 @@ def pgd_seconds(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, steps:
 def train_epoch(args: argparse.Namespace) -> None:
     from robustbench_med.data.loading import load_dataset
     from robustbench_med.models.builder import build_model
-    from robustbench_med.training import TrainConfig, default_strategy, train_model
+    from robustbench_med.training.config import TrainConfig
+    from robustbench_med.training.loop import train_model
+    from robustbench_med.training.strategies import default_strategy
 
     fields = {f.name for f in dataclasses.fields(TrainConfig)}
     option = next((f for f in PRECISION_FIELDS if f in fields), None)
@@ -109,7 +111,7 @@ def train_epoch(args: argparse.Namespace) -> None:
     model = build_model(args.model, data.info, seed=0)
     sync(dev)
     start = time.perf_counter()
-    train_model(model, data, config, dev, progress=False, strategy=default_strategy(config))
+    train_model(model, data, config, dev, strategy=default_strategy(config))
     sync(dev)
     seconds = time.perf_counter() - start
     used = f" ({option}={settings[option]!r})" if args.precision == "bf16" else ""

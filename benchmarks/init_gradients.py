@@ -27,8 +27,8 @@ from torch import nn
 from robustbench_med.data.loading import load_dataset
 from robustbench_med.errors import MedrobustError
 from robustbench_med.models.builder import build_model
+from robustbench_med.models.losses import multitask_loss
 from robustbench_med.registry import MODELS
-from robustbench_med.training import multitask_loss
 
 MODELS_MEASURED = ("mail_rn18", "robust_mail-no-rpan", "robust_mail-rpf-only", "robust_mail-man-only",
                    "robust_mail-rpf-man", "robust_mail", "robust_mail_code")

@@ -32,7 +32,8 @@ from robustbench_med.models.builder import build_model
 from robustbench_med.models.zoo import Checkpoint
 from robustbench_med.models.zoo import load_checkpoint as _load_checkpoint
 from robustbench_med.store import ResultStore
-from robustbench_med.training import TrainConfig, TrainResult, train_model
+from robustbench_med.training.config import TrainConfig, TrainResult
+from robustbench_med.training.loop import train_model
 
 __all__ = ["CellResult", "Checkpoint", "Event", "Report", "ResultStore", "create_model", "evaluate",
            "list_attacks", "list_datasets", "list_defenses", "list_models", "load_checkpoint",
@@ -137,7 +138,7 @@ def load_dataset(name: str, split: str | None = None, *, image_size: int = 128,
 def train(model: nn.Module, data: str | LoadedDataset, *, recipe: str = "paper", epochs: int = 200,
           batch_size: int = 32, seed: int = 0, adversarial: bool = False, device: str | None = None,
           image_size: int = 128, data_root: str | Path | None = None, n_train: int | None = None,
-          n_val: int | None = None, progress: bool = False) -> TrainResult:
+          n_val: int | None = None, progress: Progress | None = None) -> TrainResult:
     """Train ``model`` in place with a benchmark recipe (``paper``, ``code``, ``fast``, ``medmnist``)
     and keep the epoch with the best validation AUC; ``adversarial`` is PGD training (paper Alg. 2)."""
     if isinstance(data, str):

@@ -14,8 +14,8 @@ TRACKED = ("medrobust", "torch", "torchvision", "torchattacks", "pyautoattack",
 # The source that decides a number: how data is read, how models are built and trained,
 # how attacks run and how cells are scored. The CLI, the store and the reports only move
 # numbers around, so editing them keeps the stored rows valid.
-RESULT_SOURCES = ("attacks", "evaluation", "models", "defenses", "data", "training", "training.py",
-                  "randomness.py", "batchnorm_settle.py", "device.py")
+RESULT_SOURCES = ("attacks", "evaluation", "models", "defenses", "data", "training", "randomness.py",
+                  "batchnorm_settle.py", "device.py")
 PACKAGE_ROOT = Path(__file__).resolve().parent
 
 

@@ -19,13 +19,10 @@ from robustbench_med.errors import BadInputError, MedrobustError
 from robustbench_med.events import Progress, emit
 from robustbench_med.models.builder import build_model, check_buildable
 from robustbench_med.models.zoo import Checkpoint, ModelConfig, Zoo, load_checkpoint
-from robustbench_med.training import (
-    TrainConfig,
-    TrainingStrategy,
-    default_strategy,
-    score_split,
-    train_model,
-)
+from robustbench_med.training.config import TrainConfig
+from robustbench_med.training.loop import train_model
+from robustbench_med.training.scoring import score_split
+from robustbench_med.training.strategies import TrainingStrategy, default_strategy
 
 
 @dataclass(frozen=True)
@@ -76,8 +73,9 @@ def strategy_for(request: ModelRequest) -> TrainingStrategy:
 
 
 def train_and_save(request: ModelRequest, data: LoadedDataset, zoo: Zoo, device: torch.device,
-                   *, progress: bool = True) -> Checkpoint:
-    """Train ``request`` on ``data``, store it in the zoo with its sidecar, and load it back."""
+                   *, progress: Progress | None = None) -> Checkpoint:
+    """Train ``request`` on ``data``, store it in the zoo with its sidecar, and load it back;
+    ``progress`` hears one event per epoch."""
     config = request.config()
     model = build_model(config.model, data.info, defense=config.defense,
                         model_options=config.model_options, defense_options=config.defense_options,
@@ -107,7 +105,7 @@ def obtain_model(request: ModelRequest, data: LoadedDataset, zoo: Zoo, device: t
                  events: Progress | None = None, *, checkpoint: Path | None = None,
                  progress: bool = True) -> Checkpoint:
     """A trained model for ``request``: the given file, the zoo's copy, or a fresh training run.
-    ``events`` hears what happens; ``progress`` shows training's progress bars."""
+    ``events`` hears what happens; ``progress`` adds training's per-epoch events to them."""
     if checkpoint is not None:
         loaded = load_checkpoint(checkpoint, device)
         if loaded.config.dataset != request.dataset or loaded.info.image_size != data.info.image_size:
@@ -129,7 +127,7 @@ def obtain_model(request: ModelRequest, data: LoadedDataset, zoo: Zoo, device: t
                   f"{', adversarial' if request.train.adversarial else ''}): training it now")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", OneClassWarning)  # said as an event below
-        trained = train_and_save(request, data, zoo, device, progress=progress)
+        trained = train_and_save(request, data, zoo, device, progress=events if progress else None)
     if trained.metrics.get("one_class"):
         emit(events, "training", "warning: the trained model is right on one validation class only (a "
              "constant predictor); its robustness rows will read as that class's share", level="warning")

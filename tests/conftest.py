@@ -56,7 +56,7 @@ def d12_small(data_root: Path):
 
 
 def small_request(model: str = "resnet18", dataset: str = "d12", **train):
-    from robustbench_med.training import TrainConfig
+    from robustbench_med.training.config import TrainConfig
     from robustbench_med.workflow import ModelRequest
 
     settings = {"epochs": EPOCHS, "batch_size": 32, "recipe": "paper", **train}
@@ -78,8 +78,7 @@ def trained_resnet(resnet_zoo: Path, d12_small):
     from robustbench_med.models.zoo import Zoo
     from robustbench_med.workflow import train_and_save
 
-    return train_and_save(small_request(), d12_small, Zoo(resnet_zoo), torch.device("cpu"),
-                          progress=False)
+    return train_and_save(small_request(), d12_small, Zoo(resnet_zoo), torch.device("cpu"))
 
 
 @pytest.fixture(scope="session")
@@ -111,7 +110,7 @@ def trained_mail(tmp_path_factory: pytest.TempPathFactory, d12_mail):
     request = dataclasses.replace(small_request("mail_rn18", recipe="medmnist", epochs=MAIL_EPOCHS),
                                   n_train=MAIL_N_TRAIN)
     return train_and_save(request, d12_mail, Zoo(tmp_path_factory.mktemp("mail-zoo")),
-                          torch.device("cpu"), progress=False)
+                          torch.device("cpu"))
 
 
 @pytest.fixture(scope="module")

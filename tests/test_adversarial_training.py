@@ -12,7 +12,7 @@ import torch
 
 from robustbench_med.attacks.iterative import IterativeLinf
 from robustbench_med.models.zoo import Zoo
-from robustbench_med.training import AdversarialTraining, default_strategy
+from robustbench_med.training.strategies import AdversarialTraining, default_strategy
 from robustbench_med.workflow import train_and_save
 from tests.conftest import small_request
 
@@ -36,7 +36,7 @@ def test_adversarial_training_is_robust_beyond_a_constant_predictor_and_standard
     clean accuracy 0.806 (recall 0.60 / 0.97)."""
     request = small_request(adversarial=True, adv_eps=EPS, adv_step=EPS / 2, adv_steps=3, recipe="medmnist")
     assert isinstance(default_strategy(request.train), AdversarialTraining)
-    robust = train_and_save(request, d12_small, Zoo(tmp_path), torch.device("cpu"), progress=False)
+    robust = train_and_save(request, d12_small, Zoo(tmp_path), torch.device("cpu"))
     assert robust.config.train["adv_eps"] == EPS  # the attack is part of the checkpoint's identity
     assert robust.metrics["strategy"]["strategy"] == "pgd-at"
     y = d12_small.test.y

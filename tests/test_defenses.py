@@ -22,7 +22,8 @@ from robustbench_med.errors import BadInputError
 from robustbench_med.evaluation.scoring import detect_randomness
 from robustbench_med.models import Classifier, build_model
 from robustbench_med.registry import DEFENSES, MODELS
-from robustbench_med.training import TrainConfig, param_groups
+from robustbench_med.training.config import TrainConfig
+from robustbench_med.training.optim import param_groups
 
 NAMES = ("pni", "dbn", "learn2perturb", "rpf", "cap", "ctrw")
 RANDOMIZED = {"pni": True, "learn2perturb": True, "rpf": True, "ctrw": True, "dbn": False, "cap": False}

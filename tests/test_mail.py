@@ -25,7 +25,7 @@ from robustbench_med.models.mail.fastconv import depthwise, pointwise
 from robustbench_med.models.mail.mfifa import MFIFA
 from robustbench_med.models.mail.msgdc import MSGDC, PointwiseOnly
 from robustbench_med.models.profile import profile
-from robustbench_med.training import evaluate_split
+from robustbench_med.training.scoring import evaluate_split
 
 SIZE = 28
 PAIRS = {1: "d12", 2: "d12+d14", 3: "d12+d13+d14"}

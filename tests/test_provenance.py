@@ -13,7 +13,7 @@ import robustbench_med.evaluation.runner as runner_module
 from robustbench_med.models.zoo import Zoo, load_checkpoint
 from robustbench_med.pipeline import RunConfig, benchmark
 from robustbench_med.store import STORE_NAME, ResultStore
-from robustbench_med.training import TrainConfig
+from robustbench_med.training.config import TrainConfig
 from robustbench_med.versions import PACKAGE_ROOT, code_version, source_digest
 from robustbench_med.workflow import ModelRequest, train_and_save
 
@@ -44,7 +44,7 @@ def tiny(data_root, tmp_path_factory):
                            n_val=64, train=TrainConfig(epochs=1, batch_size=32, recipe="fast"))
     data = load_dataset("d12", data_root=data_root, image_size=28, n_train=160, n_val=64, n_test=24)
     results = tmp_path_factory.mktemp("provenance")
-    ckpt = train_and_save(request, data, Zoo(results / "zoo"), CPU, progress=False)
+    ckpt = train_and_save(request, data, Zoo(results / "zoo"), CPU)
     return request, data, results, ckpt
 
 
@@ -59,7 +59,7 @@ def test_retraining_an_identical_configuration_keeps_its_file_and_its_rows(tiny,
     first = run(request, results, data_root)
     assert not any(c.cached for c in first.cells)
     before = ckpt.path.read_bytes()
-    again = train_and_save(request, data, Zoo(results / "zoo"), CPU, progress=False)
+    again = train_and_save(request, data, Zoo(results / "zoo"), CPU)
     assert again.path == ckpt.path and again.sha256 == ckpt.sha256
     assert ckpt.path.read_bytes() == before, "an identical retraining rewrote the checkpoint file"
     second = run(request, results, data_root)

@@ -15,6 +15,7 @@ from robustbench_med.data import load_dataset
 from robustbench_med.data.spec import DataInfo, TaskInfo
 from robustbench_med.errors import BadInputError
 from robustbench_med.models import build_model
+from robustbench_med.models.losses import multitask_loss
 from robustbench_med.models.mail.ca import ChannelAttention
 from robustbench_med.models.mail.emcam import EMCAM
 from robustbench_med.models.mail.emila import EMILA
@@ -23,7 +24,8 @@ from robustbench_med.models.mail.mfifa import MFIFA
 from robustbench_med.models.mail.noise import AlwaysOnDropout, ModulatedNoise
 from robustbench_med.models.mail.rpf import RandomProjectionConv2d, random_kernel_mask
 from robustbench_med.registry import MODELS
-from robustbench_med.training import AdversarialTraining, multitask_loss, param_groups
+from robustbench_med.training.optim import param_groups
+from robustbench_med.training.strategies import AdversarialTraining
 from robustbench_med.workflow import ModelRequest
 
 SIZE = 28

@@ -10,7 +10,8 @@ import torch
 from robustbench_med.errors import CheckpointError
 from robustbench_med.models import build_model
 from robustbench_med.models.zoo import load_checkpoint
-from robustbench_med.training import TrainConfig, evaluate_split
+from robustbench_med.training.config import TrainConfig
+from robustbench_med.training.scoring import evaluate_split
 
 
 def test_short_training_beats_the_majority_class(trained_resnet, d12_small):

@@ -9,8 +9,8 @@ from robustbench_med.attacks.iterative import IterativeLinf
 from robustbench_med.attacks.spec import AttackContext, AttackFn, AttackSettings, AttackSpec
 from robustbench_med.attacks.square import DEFAULT_QUERIES, build_square
 from robustbench_med.attacks.transfer import build_aa_surrogate, build_square_surrogate
+from robustbench_med.models.losses import multitask_loss
 from robustbench_med.registry import ATTACKS
-from robustbench_med.training import multitask_loss
 
 PAPER_STEPS = (10, 20, 50, 100)
 

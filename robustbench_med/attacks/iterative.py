@@ -1,4 +1,4 @@
-"""PGD, BIM and MIM as one L-inf sign-gradient loop, as a torchattacks ``Attack``.
+"""PGD, BIM and MIM as a torchattacks ``Attack`` over the one L-inf loop (:mod:`.engine`).
 
 Written here because torchattacks' PGD, BIM and MIFGSM run every step on
 every point and average nothing; the benchmark needs two things they lack:
@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 from torchattacks.attack import Attack
 
-from robustbench_med.randomness import resample
+from robustbench_med.attacks.engine import linf_attack
 
 
 class IterativeLinf(Attack):
@@ -45,49 +45,13 @@ class IterativeLinf(Attack):
         self.eot_iter, self.early_stop = max(1, eot_iter), early_stop and loss_fn is None
         self.forward_backward_passes = 0  # counted for the cost benchmark
 
-    def _gradient(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(gradient summed over EOT draws, logits of the last draw)."""
-        grad = torch.zeros_like(x)
-        logits = torch.empty(0)
-        for _ in range(self.eot_iter):
-            if self.eot_iter > 1:
-                resample(self.model)
-            x_req = x.detach().requires_grad_(True)
-            logits = self.get_logits(x_req)
-            loss = self.loss_fn(logits, y)
-            grad += torch.autograd.grad(loss, x_req)[0]
-            self.forward_backward_passes += len(x)
-        return grad, logits if isinstance(logits, torch.Tensor) else torch.empty(0)
+    def _count(self, n: int) -> None:
+        self.forward_backward_passes += n
 
     def forward(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         x0 = images.clone().detach().to(self.device)
         y = labels.clone().detach().to(self.device)
-        adv = x0.clone()
-        if self.random_start:
-            adv = (adv + torch.empty_like(adv).uniform_(-self.eps, self.eps)).clamp(0, 1)
-        result = adv.clone()
-        momentum = torch.zeros_like(adv)
-        active = torch.arange(len(adv), device=adv.device)
-        dims = tuple(range(1, adv.ndim))
-        for _ in range(self.steps):
-            if len(active) == 0:
-                break
-            grad, logits = self._gradient(adv[active], y[active])
-            logits = logits.detach()
-            if self.early_stop:
-                fooled = logits.argmax(1) != y[active]
-                if fooled.any():
-                    result[active[fooled]] = adv[active[fooled]]
-                    keep = ~fooled
-                    active, grad = active[keep], grad[keep]
-                    if len(active) == 0:
-                        break
-            if self.decay > 0:
-                grad = grad / grad.abs().mean(dim=dims, keepdim=True).clamp_min(1e-12)
-                grad = grad + self.decay * momentum[active]
-                momentum[active] = grad
-            stepped = adv[active] + self.alpha * grad.sign()
-            delta = (stepped - x0[active]).clamp(-self.eps, self.eps)
-            adv[active] = (x0[active] + delta).clamp(0, 1).detach()
-        result[active] = adv[active]
-        return result.detach()
+        return linf_attack(self.get_logits, x0, y, eps=self.eps, step=self.alpha, steps=self.steps,
+                           start="uniform" if self.random_start else "clean", decay=self.decay,
+                           eot=self.eot_iter, early_stop=self.early_stop, loss=self.loss_fn,
+                           redraw=self.model, on_pass=self._count)

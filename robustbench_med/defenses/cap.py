@@ -41,6 +41,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from robustbench_med.attacks.engine import eval_mode, gaussian_start, linf_attack
 from robustbench_med.data.spec import DataInfo
 from robustbench_med.defenses.base import Defense, register_defense
 from robustbench_med.defenses.contour import contour_augment
@@ -49,7 +50,8 @@ from robustbench_med.defenses.recipe import PGDSettings, scaled_delay
 from robustbench_med.defenses.surgery import preserved_batchnorm_stats
 from robustbench_med.errors import BadInputError
 from robustbench_med.models.classifier import task_logits
-from robustbench_med.training import TrainingStrategy
+from robustbench_med.models.losses import labels_per_task
+from robustbench_med.training.strategies import TrainingStrategy
 
 NAME = "cap"
 WARMUP_FRACTION = 20 / 200  # official awp_warmup 20 of 200 epochs
@@ -98,29 +100,23 @@ def probabilities(output: Any) -> list[torch.Tensor]:
     return [F.softmax(logits, dim=1) for logits in task_logits(output)]
 
 
-def labels_per_task(y: torch.Tensor) -> list[torch.Tensor]:
-    return [y] if y.ndim == 1 else list(y.unbind(1))
-
-
 def trades_examples(model: nn.Module, x: torch.Tensor, pgd: PGDSettings) -> torch.Tensor:
     """L-inf examples maximising KL(p(x) || p(x_adv)), from x + 0.001 N(0, 1), in eval mode.
 
-    Written here because ``training.pgd_examples`` starts uniformly in the
-    ball, and at ``x`` itself the KL gradient is zero.
+    The benchmark's loop (:func:`~robustbench_med.attacks.engine.linf_attack`) with TRADES'
+    start (at ``x`` itself the KL gradient is zero) and loss; the loss needs no labels, so the
+    loop's label slot carries ``x``.
     """
-    was_training = model.training
-    model.eval()
-    with torch.no_grad():
-        clean = probabilities(model(x))
-    adv = (x + 0.001 * torch.randn_like(x)).clamp(0, 1)
-    for _ in range(pgd.steps):
-        adv.requires_grad_(True)
-        loss = sum(F.kl_div(F.log_softmax(logits, 1), p, reduction="sum")
-                   for logits, p in zip(task_logits(model(adv)), clean, strict=True))
-        grad = torch.autograd.grad(loss, adv)[0]
-        adv = (x + (adv.detach() + pgd.step * grad.sign() - x).clamp(-pgd.eps, pgd.eps)).clamp(0, 1)
-    model.train(was_training)
-    return adv.detach()
+    with eval_mode(model):
+        with torch.no_grad():
+            clean = probabilities(model(x))
+
+        def kl_to_clean(output: Any, _: torch.Tensor) -> torch.Tensor:
+            return sum(F.kl_div(F.log_softmax(logits, 1), p, reduction="sum")
+                       for logits, p in zip(task_logits(output), clean, strict=True))
+
+        return linf_attack(model, x, x, eps=pgd.eps, step=pgd.step, steps=pgd.steps,
+                           start=gaussian_start(x, 0.001), loss=kl_to_clean)
 
 
 def hybrid_loss(output: Any, output_aug: Any, output_adv: Any, y: torch.Tensor, smoothing: float,

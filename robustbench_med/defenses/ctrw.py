@@ -43,7 +43,7 @@ from robustbench_med.defenses.options import BackboneBuilder, defense_factory, p
 from robustbench_med.defenses.randomness import RandomDraws
 from robustbench_med.defenses.recipe import draw_attack_draw_update
 from robustbench_med.errors import BadInputError
-from robustbench_med.training import AdversarialTraining
+from robustbench_med.training.strategies import AdversarialTraining
 
 NAME = "ctrw"
 OFFICIAL_MEAN_LB = 2048 / (3 * 32 * 32)

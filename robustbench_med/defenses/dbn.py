@@ -34,13 +34,15 @@ from typing import Any
 import torch
 from torch import nn
 
+from robustbench_med.attacks.engine import pgd_examples
 from robustbench_med.data.spec import DataInfo
 from robustbench_med.defenses.base import Defense, register_defense
 from robustbench_med.defenses.options import BackboneBuilder, defense_factory, parse_options
 from robustbench_med.defenses.recipe import PGDSettings
 from robustbench_med.defenses.surgery import of_type, replace
 from robustbench_med.errors import BadInputError
-from robustbench_med.training import TrainingStrategy, multitask_loss, pgd_examples
+from robustbench_med.models.losses import multitask_loss
+from robustbench_med.training.strategies import TrainingStrategy
 
 NAME = "dbn"
 BRANCHES = ("clean", "adv")

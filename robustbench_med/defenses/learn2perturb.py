@@ -40,6 +40,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from robustbench_med.attacks.engine import pgd_examples
 from robustbench_med.data.spec import DataInfo
 from robustbench_med.defenses.base import Defense, register_defense
 from robustbench_med.defenses.options import BackboneBuilder, defense_factory, parse_options
@@ -47,8 +48,9 @@ from robustbench_med.defenses.randomness import RandomDraws
 from robustbench_med.defenses.recipe import PGDSettings, predicted_labels, scaled_delay
 from robustbench_med.defenses.surgery import output_shapes, replace, trace_calls
 from robustbench_med.errors import BadInputError
+from robustbench_med.models.losses import multitask_loss
 from robustbench_med.randomness import resample
-from robustbench_med.training import TrainingStrategy, multitask_loss, pgd_examples
+from robustbench_med.training.strategies import TrainingStrategy
 
 NAME = "learn2perturb"
 NOISE_DELAY_FRACTION = 10 / 350  # official noise_add_delay 10 of 350 epochs

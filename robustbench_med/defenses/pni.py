@@ -32,6 +32,7 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
+from robustbench_med.attacks.engine import pgd_examples
 from robustbench_med.data.spec import DataInfo
 from robustbench_med.defenses.base import Defense, register_defense
 from robustbench_med.defenses.options import BackboneBuilder, defense_factory, parse_options
@@ -39,8 +40,9 @@ from robustbench_med.defenses.randomness import RandomDraws
 from robustbench_med.defenses.recipe import PGDSettings, predicted_labels, scaled_delay
 from robustbench_med.defenses.surgery import of_type
 from robustbench_med.errors import BadInputError
+from robustbench_med.models.losses import multitask_loss
 from robustbench_med.randomness import resample
-from robustbench_med.training import TrainingStrategy, multitask_loss, pgd_examples
+from robustbench_med.training.strategies import TrainingStrategy
 
 NAME = "pni"
 MODES = ("layerwise", "channelwise", "elementwise")

@@ -3,7 +3,7 @@
 Two choices made once for all six defenses:
 
 - **One adversarial budget.** Every inner attack uses the benchmark's PGD
-  settings from the :class:`~robustbench_med.training.TrainConfig` (eps 4/255,
+  settings from the :class:`~robustbench_med.training.config.TrainConfig` (eps 4/255,
   step 1/255, 10 steps by default) instead of each paper's CIFAR settings
   (8/255 with 7 or 10 steps; DBN 0.005, CAP 0.03), so the defenses differ in
   mechanism and loss, not in how hard their training attack is.
@@ -21,7 +21,7 @@ from typing import Any
 import torch
 
 from robustbench_med.models.classifier import task_logits
-from robustbench_med.training import AdversarialTraining
+from robustbench_med.training.strategies import AdversarialTraining
 
 
 @dataclass(frozen=True)

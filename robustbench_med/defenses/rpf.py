@@ -44,7 +44,7 @@ from robustbench_med.defenses.randomness import RandomDraws
 from robustbench_med.defenses.recipe import draw_attack_draw_update
 from robustbench_med.defenses.surgery import replace, trace_calls
 from robustbench_med.errors import BadInputError
-from robustbench_med.training import AdversarialTraining
+from robustbench_med.training.strategies import AdversarialTraining
 
 NAME = "rpf"
 
