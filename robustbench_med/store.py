@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sqlite3
 import time
 from contextlib import closing
@@ -47,6 +48,9 @@ REQUIRED_COLUMNS = {
 CHECK_VALUES = {"status": "TEXT NOT NULL", "detail": "TEXT", "created": "TEXT", "statistic": "REAL",
                 "p_value": "REAL"}
 CHECK_EVIDENCE = ("statistic", "p_value")
+# Renamed protocols, old name -> new: "paper" was also a preset and a recipe, so a row read
+# "preset=paper, protocol=paper"; the one-draw protocol is "single-draw" since then.
+PROTOCOL_RENAMES = {"paper": "single-draw"}
 
 
 @dataclass(frozen=True)
@@ -151,6 +155,7 @@ class ResultStore:
             check_values = ", ".join(f"{c} {t}" for c, t in CHECK_VALUES.items())
             db.execute(f"CREATE TABLE IF NOT EXISTS checks (id INTEGER PRIMARY KEY, {check_sql}, "
                        f"{check_values}, UNIQUE ({', '.join(CHECK_KEY)}))")
+            _rename_protocols(db)
 
     def _connect(self) -> sqlite3.Connection:
         try:
@@ -230,6 +235,48 @@ class ResultStore:
             if column not in frame:
                 frame[column] = np.nan
         return frame
+
+
+def current_protocol(name: str) -> str:
+    """The protocol's name today (an entry file or CSV written before a rename says the old one)."""
+    return PROTOCOL_RENAMES.get(name, name)
+
+
+def current_detail(text: str | None) -> str | None:
+    """A masking check's detail with renamed protocols written as today's checks write them."""
+    if not isinstance(text, str):
+        return text
+    for old, new in PROTOCOL_RENAMES.items():
+        text = text.replace(f"): {old} protocol ", f"): {new} protocol ")
+        text = re.sub(rf"\(([\w-]+), {old}\) ", rf"(\1, {new}) ", text)
+        text = text.replace(f"both the {old} and the EOT", f"both the {new} and the EOT")
+    return text
+
+
+def _rename_protocols(db: sqlite3.Connection) -> None:
+    """Migrate a store written before a protocol rename, once, when it is opened.
+
+    Migrate on open rather than map on read: the protocol is part of the UNIQUE key and of every
+    lookup (``get`` while resuming, ``frame(protocol=...)``, the timing estimates that match on it),
+    so a mapping on read would have to be repeated in each query and a file would say two names
+    for one protocol. The rename touches only the name -- no number, no code version -- and runs
+    in the caller's transaction (results and checks together, or neither); a store that holds no
+    old name is only read, so the many workers that open one store write nothing.
+    """
+    for old, new in PROTOCOL_RENAMES.items():
+        rows = [t for t in ("results", "checks")
+                if db.execute(f"SELECT 1 FROM {t} WHERE protocol = ? LIMIT 1", (old,)).fetchone()]
+        found = db.execute("SELECT id, detail FROM checks WHERE detail LIKE ?", (f"%{old}%",)).fetchall()
+        details = [(current_detail(d), i) for i, d in found if current_detail(d) != d]
+        if not rows and not details:
+            continue
+        try:
+            for table in rows:
+                db.execute(f"UPDATE {table} SET protocol = ? WHERE protocol = ?", (new, old))
+            db.executemany("UPDATE checks SET detail = ? WHERE id = ?", details)
+        except sqlite3.IntegrityError as exc:
+            raise StoreError(f"cannot rename protocol {old!r} to {new!r} in the store: it already holds "
+                             f"the same cell under both names ({exc})") from None
 
 
 def _add_check_evidence(db: sqlite3.Connection) -> None:

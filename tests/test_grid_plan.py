@@ -55,6 +55,24 @@ BAD = [
     ({}, "[model_options.resnet18]\nstme = \"cifar\"\n", "has no option stme"),
     ({"evaluation": 'device = "gpu"'}, "", "unknown device in [evaluation]: gpu"),
     ({}, "models = [\n", "is not valid TOML"),
+    # several blocks: [[block]] tables, each with its own product, budget and attacks per preset
+    ({}, '[[block]]\nname = "b"\nmodles = ["resnet18"]\n',
+     "unknown key in block 1 (b): modles; did you mean models?"),
+    ({}, "[[block]]\n[block.training]\nepoch = 3\n",
+     "unknown key in [block.training] of block 1: epoch; did you mean epochs?"),
+    ({}, "[[block]]\n[block.training]\nepochs = 0\n",
+     "[block.training] of block 1 epochs must be at least 1"),
+    ({}, '[[block]]\nattacks = { papr = ["pgd-10"] }\n',
+     "block 1 attacks: unknown preset 'papr'; did you mean"),
+    ({}, '[[block]]\nattacks = { paper = ["pgd-1O"] }\n', "block 1 attacks.paper: unknown attack 'pgd-1O'"),
+    ({}, '[[block]]\nattacks = { paper = ["pgd-10"] }\npresets = ["paper"]\n',
+     "block 1 gives presets twice: as the keys of attacks and as presets"),
+    ({}, '[[block]]\n[block.evaluation]\ndevice = "cpu"\n',
+     "device cannot be set in [block.evaluation] of block 1 (device is set once for the whole grid"),
+    ({}, '[[block]]\n[block.model_options.mobilenetv2]\nwidth = 2\n',
+     "[model_options.mobilenetv2] names no model of block 1"),
+    ({}, "[blocks]\nmodels = []\n", "unknown section [blocks]; did you mean [block]?"),
+    ({}, '[block]\nmodels = ["resnet18"]\n', "[[block]] must be one or more tables"),
 ]
 
 
@@ -111,7 +129,7 @@ def test_randomized_model_plans_both_protocols(capsys, tmp_path):
     assert code == 0
     assert "C2 resnet18+pni on d12, seed 0 <- T2 (randomized" in out
     c2 = out[out.index("C2 resnet18+pni"):]
-    assert "C2.1 pgd-10 (standard)             2 cells" in c2  # paper and eot protocols
+    assert "C2.1 pgd-10 (standard)             2 cells" in c2  # single-draw and eot protocols
     assert "C1.1 pgd-10 (standard)             1 cell " in out
 
 
@@ -173,3 +191,35 @@ def test_tasks_larger_than_the_cluster_are_refused():
         check_feasible({"CPU": 2.0}, RunOptions(results_dir=Path("r"), executor="ray", gpus_per_task=1))
     with pytest.raises(BadInputError, match="--cpus-per-task 4 asks for more"):
         check_feasible({"CPU": 2.0}, RunOptions(results_dir=Path("r"), executor="ray", cpus_per_task=4))
+
+
+def test_blocks_share_checkpoints_and_keep_attacks_per_preset_in_order(capsys, tmp_path):
+    """Two blocks naming one checkpoint with the same test settings are one target whose units are
+    each block's attacks under each of its presets, in order; other test settings make a second
+    target on the same training."""
+    from robustbench_med.grid.plan import build_plan, runner_order
+    from robustbench_med.grid.spec import load_spec
+
+    grid = write(tmp_path, '[[block]]\nname = "v2"\n'
+                 'attacks = { paper = ["pgd-10", "mim-10"], standard = ["pgd-20"] }\n'
+                 '\n[[block]]\nattacks = ["bim-10"]\npresets = ["paper"]\n'
+                 '\n[[block]]\nname = "fewer points"\nattacks = ["pgd-10"]\npresets = ["code"]\n'
+                 "[block.evaluation]\nn_test = 10\n", grid=G)
+    code, out, err = run_cli(capsys, "grid", "plan", str(grid), "--results-dir", str(tmp_path / "r"))
+    assert code == 0, err
+    assert "block 1 (v2): 1 checkpoint to evaluate" in out
+    assert "attacks pgd-10,mim-10 (paper); pgd-20 (standard)" in out
+    assert "T1 model resnet18 on d12 at 28px, seed 0 (for C1, C2): to train" in out
+    assert [line.split()[1:3] for line in out.splitlines() if line.strip().startswith("C1.")] == [
+        ["pgd-10", "(paper)"], ["mim-10", "(paper)"], ["pgd-20", "(standard)"], ["bim-10", "(paper)"],
+        ["probe", "+"]]
+    assert "C2 resnet18 on d12, seed 0 <- T1 (deterministic; 1 task; subset test[10])" in out
+    plan = build_plan(load_spec(grid), tmp_path / "zoo")
+    assert list(plan.targets[0].evaluation.groups) == [
+        ("pgd-10,mim-10", ("paper",)), ("pgd-20", ("standard",)), ("bim-10", ("paper",))]
+    # the checks read rows in the order one `medrobust run` per group stores them: the large-eps
+    # probe (PGD-20, standard, eps 0.3) after the first group's cells, before the second group's
+    order = sorted(runner_order(plan.targets[0], False).items(), key=lambda item: item[1])
+    assert [(c.attack, c.preset, round(c.eps * 255)) for c, _ in order] == [
+        ("clean", "-", 0), ("pgd-10", "paper", 4), ("mim-10", "paper", 4), ("pgd-20", "standard", 76),
+        ("pgd-20", "standard", 4), ("bim-10", "paper", 4)]

@@ -61,7 +61,7 @@ def test_a_paired_mail_is_scored_per_task_and_attacked_jointly(capsys, tmp_path)
 
 def test_robust_mail_run_fills_both_protocols(capsys, tmp_path):
     """Issue 6's command at a tiny budget: adversarial training, then every white-box iterative attack
-    under the paper protocol (one draw) and under EOT, a black-box attack scored on fresh draws."""
+    under the single-draw protocol and under EOT, a black-box attack scored on fresh draws."""
     code = main(["run", "--model", "robust_mail", "--dataset", "d12", "--adversarial", "--adv-steps", "1",
                  "--adv-step", "4/255", "--attacks", "pgd-10,square-50", "--preset", "paper",
                  "--results-dir", str(tmp_path), "--n-train", "60", "--n-test", "16", *TINY])
@@ -69,6 +69,7 @@ def test_robust_mail_run_fills_both_protocols(capsys, tmp_path):
     rows = ResultStore(tmp_path / STORE_NAME).frame()
     assert set(rows.model) == {"robust_mail"}
     protocols = rows.groupby("attack").protocol.apply(set).to_dict()
-    assert protocols == {"clean": {"randomized"}, "pgd-10": {"paper", "eot"}, "square-50": {"paper"}}
+    assert protocols == {"clean": {"randomized"}, "pgd-10": {"single-draw", "eot"},
+                         "square-50": {"single-draw"}}
     settings = json.loads(rows.loc[rows.attack == "clean", "settings"].iloc[0])
     assert settings["train"]["adversarial"] is True and settings["draws"] == 10

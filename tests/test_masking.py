@@ -84,8 +84,8 @@ MASKED_AND_HONEST = [
      [cell("pgd-10", E, 0.20, steps=10), cell("pgd-100", E, 0.35, steps=100)],
      [cell("pgd-10", E, 0.20, steps=10), cell("pgd-100", E, 0.15, steps=100)], False),
     ("eot-lowers-accuracy",
-     [cell("pgd-10", E, 0.70, protocol="paper"), cell("pgd-10", E, 0.30, protocol="eot")],
-     [cell("pgd-10", E, 0.37, protocol="paper"), cell("pgd-10", E, 0.40, protocol="eot")], True),
+     [cell("pgd-10", E, 0.70, protocol="single-draw"), cell("pgd-10", E, 0.30, protocol="eot")],
+     [cell("pgd-10", E, 0.37, protocol="single-draw"), cell("pgd-10", E, 0.40, protocol="eot")], True),
 ]
 
 
@@ -123,7 +123,7 @@ def pair(name, suspect, reference):
         return [cell("pgd-20", 0.01, reference), cell("pgd-20", 0.03, suspect)]
     if name == "more-steps-raise-accuracy":
         return [cell("pgd-10", E, reference, steps=10), cell("pgd-100", E, suspect, steps=100)]
-    return [cell("pgd-10", E, suspect, protocol="paper"), cell("pgd-10", E, reference, protocol="eot")]
+    return [cell("pgd-10", E, suspect, protocol="single-draw"), cell("pgd-10", E, reference, protocol="eot")]
 
 
 COMPARISONS = ["black-box-beats-white-box", "accuracy-rises-with-eps", "more-steps-raise-accuracy",
@@ -201,23 +201,23 @@ def test_a_noisy_model_is_caught_by_eot():
     rng = np.random.default_rng(0)
     single, averaged = prefix(0.60), prefix(0.30)
     draw_noise = measured_draw_noise(single, 0.07, rng)
-    cells = [cell("pgd-10", E, noisy_scoring(single, 0.07, rng), protocol="paper"),
+    cells = [cell("pgd-10", E, noisy_scoring(single, 0.07, rng), protocol="single-draw"),
              cell("pgd-10", E, noisy_scoring(averaged, 0.07, rng), protocol="eot")]
     result = results(rows(*cells), randomized=True, draw_noise=draw_noise)["eot-lowers-accuracy"]
     assert result.status == "fail", result.detail
     assert result.p_value < ALPHA
     # the same model scored the same way, with EOT no stronger than one draw, is not flagged
-    honest = [cell("pgd-10", E, noisy_scoring(averaged, 0.07, rng), protocol="paper"),
+    honest = [cell("pgd-10", E, noisy_scoring(averaged, 0.07, rng), protocol="single-draw"),
               cell("pgd-10", E, noisy_scoring(averaged, 0.07, rng), protocol="eot")]
     assert verdict(rows(*honest), "eot-lowers-accuracy", randomized=True, draw_noise=draw_noise) == "pass"
 
 
 def test_every_paired_check_keeps_its_test_as_evidence():
-    frame = rows(cell("pgd-10", E, 0.60, steps=10, protocol="paper"),
-                 cell("pgd-100", E, 0.65, steps=100, protocol="paper"),
+    frame = rows(cell("pgd-10", E, 0.60, steps=10, protocol="single-draw"),
+                 cell("pgd-100", E, 0.65, steps=100, protocol="single-draw"),
                  cell("pgd-10", E, 0.20, steps=10, protocol="eot"),
-                 cell("square", E, 0.30, box="black-box", steps=None, protocol="paper"),
-                 cell("pgd-20", 0.3, 0.40, protocol="paper"))
+                 cell("square", E, 0.30, box="black-box", steps=None, protocol="single-draw"),
+                 cell("pgd-20", 0.3, 0.40, protocol="single-draw"))
     checks = results(frame, randomized=True, draw_noise=0.02)
     assert {c.status for c in checks.values()} >= {"fail"}
     for name in (*COMPARISONS, "large-eps-above-chance"):

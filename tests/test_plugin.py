@@ -78,6 +78,6 @@ def test_installed_plugin_trains_and_its_rows_reach_the_store(plugin_path, tmp_p
     mine = rows[rows.defense == "gaussian-noise"]
     assert len(mine) == len(rows) > 0
     assert {"clean", "pgd-10"} <= set(mine.attack)
-    assert set(mine[mine.attack == "pgd-10"].protocol) == {"paper", "eot"}  # run as a randomized model
+    assert set(mine[mine.attack == "pgd-10"].protocol) == {"single-draw", "eot"}  # run as a randomized model
     assert (mine.n == N_TEST).all()
     assert "randomized" in done.stdout

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import shutil
 from pathlib import Path
 
@@ -13,8 +14,8 @@ import robustbench_med.evaluation.runner as runner_module
 from robustbench_med.models.zoo import Zoo, load_checkpoint
 from robustbench_med.pipeline import RunConfig, benchmark
 from robustbench_med.store import STORE_NAME, ResultStore
-from robustbench_med.training.config import TrainConfig
-from robustbench_med.versions import PACKAGE_ROOT, code_version, source_digest
+from robustbench_med.training import TrainConfig
+from robustbench_med.versions import PACKAGE_ROOT, code_text, code_version, source_digest
 from robustbench_med.workflow import ModelRequest, train_and_save
 
 CPU = torch.device("cpu")
@@ -29,10 +30,60 @@ def test_the_code_digest_follows_result_deciding_source_only(tmp_path):
         fh.write("\n# a reporting change decides no number\n")
     assert source_digest(copy) == original
     with open(copy / "attacks" / "iterative.py", "a") as fh:
-        fh.write("\n# an attack change may decide every number\n")
+        fh.write("\nSTEP_FLOOR = 1e-6  # an attack change may decide every number\n")
     assert source_digest(copy) != original
     assert code_version().startswith(robustbench_med.__version__ + "+")
     assert code_version().split("+")[1] == source_digest()[:12]
+
+
+@pytest.fixture
+def package(tmp_path) -> Path:
+    copy = tmp_path / "robustbench_med"
+    shutil.copytree(PACKAGE_ROOT, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    return copy
+
+
+def _first(tree: ast.AST, kind: type, test=lambda node: True):
+    return next(node for node in ast.walk(tree) if isinstance(node, kind) and test(node))
+
+
+def test_docstrings_comments_and_formatting_keep_the_digest(package):
+    """The rows a docstring edit would otherwise mark as older code stay current."""
+    path = package / "attacks" / "iterative.py"
+    lines = path.read_text().splitlines(keepends=True)
+    original = source_digest(package)
+    tree = ast.parse("".join(lines))
+    function = _first(tree, ast.ClassDef | ast.FunctionDef, lambda f: isinstance(ast.get_docstring(f), str))
+    for doc, text in ((function.body[0], "Rewritten: a docstring decides no number."),
+                      (tree.body[0], "A new module docstring.")):  # bottom up: line numbers hold
+        lines[doc.lineno - 1: doc.end_lineno] = [f'{" " * doc.col_offset}"""{text}"""  # a comment\n\n']
+    lines.append("\n\n# a comment at the end\n")
+    path.write_text("".join(lines))
+    assert ast.get_docstring(ast.parse(path.read_text())) == "A new module docstring."  # the edit is real
+    assert source_digest(package) == original
+
+
+def test_a_constant_or_a_statement_changes_the_digest(package):
+    path = package / "attacks" / "iterative.py"
+    text = path.read_text()
+    original = source_digest(package)
+    number = _first(ast.parse(text), ast.Constant, lambda c: type(c.value) in (int, float))
+    lines = text.splitlines(keepends=True)
+    line = lines[number.lineno - 1]
+    lines[number.lineno - 1] = (line[:number.col_offset] + repr(number.value + 1)
+                                + line[number.end_col_offset:])
+    path.write_text("".join(lines))
+    changed = source_digest(package)
+    assert changed != original
+    path.write_text(text)
+    assert source_digest(package) == original
+    path.write_text(text.replace("\nimport ", "\nimport math  # unused\nimport ", 1))
+    assert source_digest(package) not in (original, changed)
+
+
+def test_a_file_that_does_not_parse_is_taken_byte_for_byte():
+    assert code_text(b"def broken(:\n") == b"def broken(:\n"
+    assert code_text(b"x = 1  # one\n") == code_text(b"x=1\n") != code_text(b"x = 2\n")
 
 
 @pytest.fixture(scope="module")

@@ -60,7 +60,7 @@ def test_the_real_board_imports_into_one_valid_entry_per_model_and_subset(real_e
     old = [e for e in entries if e["code_version"] == "0.1.0"]  # the first CPU board, fixed in time
     pni = next(e for e in old if e["defense"] == "pni" and e["dataset"] == "d12")
     assert pni["randomized"] and pni["training_budget"]["epochs"] == 6 and pni["code_version"] == "0.1.0"
-    assert {c["protocol"] for c in pni["cells"]} == {"randomized", "paper", "eot"}
+    assert {c["protocol"] for c in pni["cells"]} == {"randomized", "single-draw", "eot"}
     cap = next(e for e in old if e["defense"] == "cap" and e["dataset"] == "d12")
     status = {c["name"]: c["status"] for c in cap["checks"]}
     assert status["clean-right-on-several-classes"] == "fail" and "n/a" in status.values()

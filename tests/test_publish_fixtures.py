@@ -90,7 +90,7 @@ def make_store(folder: Path, *, shift: int = 0) -> ResultStore:
             protocol="deterministic", correct=10 - 3 * i)
     put(store, model="robust_mail", sha=SHA_B, attack="clean", preset="-", eps=0.0, protocol="randomized",
         correct=21, auc=0.5)
-    for protocol, correct in (("paper", 21), ("eot", 18)):
+    for protocol, correct in (("single-draw", 21), ("eot", 18)):
         put(store, model="robust_mail", sha=SHA_B, attack="pgd-10", preset="paper", eps=PAPER_EPS,
             protocol=protocol, correct=correct)
     put(store, model="robust_mail", sha=SHA_B, attack="pgd-20", preset="standard", eps=0.3, protocol="eot",

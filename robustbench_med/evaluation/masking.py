@@ -304,17 +304,17 @@ def check_eot(rows: pd.DataFrame, noise: Noise) -> CheckResult:
     name = "eot-lowers-accuracy"
     if not noise.randomized:
         return CheckResult(name, NA, "deterministic model")
-    paper, eot = rows[rows["protocol"] == "paper"], rows[rows["protocol"] == "eot"]
+    singles, eot = rows[rows["protocol"] == "single-draw"], rows[rows["protocol"] == "eot"]
     comparisons = []
-    for _, single in paper.iterrows():
+    for _, single in singles.iterrows():
         match = eot[(eot["attack"] == single["attack"]) & (eot["preset"] == single["preset"]) &
                     (eot["eps"] == single["eps"])]
         for _, averaged in match.iterrows():
-            comparisons.append(compare(single, averaged, f"{single['attack']} ({single['preset']}): paper "
-                                       f"protocol {_pct(single['accuracy'])}, EOT "
+            comparisons.append(compare(single, averaged, f"{single['attack']} ({single['preset']}): "
+                                       f"single-draw protocol {_pct(single['accuracy'])}, EOT "
                                        f"{_pct(averaged['accuracy'])}", noise, margin=EOT_DROP))
     if not comparisons:
-        return CheckResult(name, NA, "needs one attack under both the paper and the EOT protocol")
+        return CheckResult(name, NA, "needs one attack under both the single-draw and the EOT protocol")
     return decide(name, comparisons, "EOT never lowers accuracy", noise, _n(rows))
 
 

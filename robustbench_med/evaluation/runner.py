@@ -8,8 +8,8 @@ are skipped, so a killed run resumes where it stopped; without one, nothing is
 written. What happens reaches the user as events (:mod:`robustbench_med.events`).
 
 Randomized models (declared, or detected by repeated forward passes) are
-attacked under two protocols: ``paper`` (gradients through whatever draw each
-pass sees, as the paper and the RPF/CTRW code do) and ``eot`` (each step
+attacked under two protocols: ``single-draw`` (gradients through whatever draw
+each pass sees, as the paper and the RPF/CTRW code do) and ``eot`` (each step
 averages the gradient over 20 draws). Both are scored by the expected
 prediction over fresh draws.
 """
@@ -93,8 +93,8 @@ def protocols_for(request: AttackRequest, randomized: bool) -> list[str]:
     if spec.adaptive:
         return ["eot"]
     if spec.box == "white-box" and spec.iterative:
-        return ["paper", "eot"]
-    return ["paper"]
+        return ["single-draw", "eot"]
+    return ["single-draw"]
 
 
 def cell_settings(request: AttackRequest, preset: str, eps: float | None,
@@ -102,7 +102,7 @@ def cell_settings(request: AttackRequest, preset: str, eps: float | None,
     settings = request.spec.settings(preset, eps, request.steps)
     if protocol == "eot" and settings.eot_iter < 2:
         settings = dataclasses.replace(settings, eot_iter=EOT_ITER)
-    if protocol == "paper":
+    if protocol == "single-draw":
         settings = dataclasses.replace(settings, eot_iter=1)
     return settings
 

@@ -19,7 +19,7 @@ from robustbench_med.versions import code_version
 
 ONE_CLASS = "clean-right-on-several-classes"
 SWEEP_POINTS = 3  # an attack at this many eps values in one entry is a sweep: plotted, not tabled
-SINGLE_PROTOCOLS = ("deterministic", "paper", "randomized")
+SINGLE_PROTOCOLS = ("deterministic", "single-draw", "randomized")
 FAMILY_ORDER = ("pgd", "bim", "mim", "autoattack", "square", "aa-surrogate", "square-surrogate")
 
 

@@ -20,6 +20,7 @@ import pandas as pd
 
 from robustbench_med.report.entry_schema import ENTRY_SCHEMA, EntryError, validate_entry
 from robustbench_med.report.paper_claims import claims_for
+from robustbench_med.store import current_detail, current_protocol
 
 ENTRY_KEY = ("model", "defense", "dataset", "task", "seed", "subset", "checkpoint_sha", "code_version")
 SIGNIFICANT = 6
@@ -94,6 +95,19 @@ def write_entries(entries: Iterable[dict[str, Any]], folder: str | Path) -> list
     return paths
 
 
+def rewrite_entries(folder: str | Path) -> list[Path]:
+    """The migration of entry files after a rename: rewrite every entry under ``folder`` with today's
+    names (:func:`current_names`), in place; only the renamed names change, byte for byte. Reading
+    already maps old names, so an unmigrated file still renders; this makes the files say it too."""
+    changed = []
+    for entry in read_entries(folder):
+        path = Path(folder) / entry.pop("_file")
+        if path.read_text(encoding="utf-8") != dump_entry(entry):
+            path.write_text(dump_entry(entry), encoding="utf-8")
+            changed.append(path)
+    return changed
+
+
 def read_entry(path: Path) -> dict[str, Any]:
     """One entry file, validated; a file that breaks the schema is refused with the field and reason."""
     try:
@@ -103,10 +117,20 @@ def read_entry(path: Path) -> dict[str, Any]:
     except json.JSONDecodeError as exc:
         raise EntryError(f"{path}: not JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})") from None
     validate_entry(doc, str(path))
+    doc = current_names(doc)
     if path.parent.name != _slug(doc["dataset"]):
         raise EntryError(f"{path}: dataset: {doc['dataset']!r}, but the file is in the folder "
                          f"{path.parent.name!r} (entries live under entries/<dataset>/)")
     return _order(normalize(doc))
+
+
+def current_names(entry: dict[str, Any]) -> dict[str, Any]:
+    """An entry with renamed protocols under today's names (``store.PROTOCOL_RENAMES``): an entry
+    file written before a rename reads as one written after it; nothing else changes."""
+    cells = [{**c, "protocol": current_protocol(c["protocol"])} for c in entry["cells"]]
+    checks = [{**c, "protocol": current_protocol(c["protocol"]), "detail": current_detail(c["detail"])}
+              for c in entry["checks"]]
+    return {**entry, "cells": cells, "checks": checks}
 
 
 def read_entries(folder: str | Path) -> list[dict[str, Any]]:
@@ -177,8 +201,10 @@ def entries_from_frames(results: pd.DataFrame, checks: pd.DataFrame) -> list[dic
     """Group a store's rows (``ResultStore.frame``, or the published long CSV) into entries."""
     if results.empty:
         return []
-    results = _no_defense(results)
-    checks = _no_defense(checks) if not checks.empty else checks
+    results = _no_defense(results).assign(protocol=lambda f: f["protocol"].map(current_protocol))
+    if not checks.empty:  # a CSV exported before a protocol rename says the old names
+        checks = _no_defense(checks).assign(protocol=lambda f: f["protocol"].map(current_protocol),
+                                            detail=lambda f: f["detail"].map(current_detail))
     by_key = {key: group for key, group in checks.groupby(list(ENTRY_KEY))} if not checks.empty else {}
     entries = []
     for key, group in results.groupby(list(ENTRY_KEY)):
@@ -193,7 +219,7 @@ def entries_from_frames(results: pd.DataFrame, checks: pd.DataFrame) -> list[dic
             "code_version": first["code_version"],
             "image_size": None if _none(base.get("image_size")) is None else int(base["image_size"]),
             "training_budget": next((b for b in budgets if b), None),
-            "randomized": bool(group["protocol"].isin(["randomized", "paper", "eot"]).any()),
+            "randomized": bool(group["protocol"].isin(["randomized", "single-draw", "eot"]).any()),
             "cells": [_cell(row) for _, row in group.iterrows()],
             "checks": [_check(row) for _, row in by_key.get(key, pd.DataFrame()).iterrows()],
             "claims": claims_for(first["model"], first["defense"], first["dataset"], first["task"]),
