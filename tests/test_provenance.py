@@ -14,7 +14,7 @@ import robustbench_med.evaluation.runner as runner_module
 from robustbench_med.models.zoo import Zoo, load_checkpoint
 from robustbench_med.pipeline import RunConfig, benchmark
 from robustbench_med.store import STORE_NAME, ResultStore
-from robustbench_med.training import TrainConfig
+from robustbench_med.training.config import TrainConfig
 from robustbench_med.versions import PACKAGE_ROOT, code_text, code_version, source_digest
 from robustbench_med.workflow import ModelRequest, train_and_save
 
