@@ -22,7 +22,7 @@ from robustbench_med.models.mail.emila import EMILA
 from robustbench_med.models.mail.emsca import EMSCA
 from robustbench_med.models.mail.mfifa import MFIFA
 from robustbench_med.models.mail.noise import AlwaysOnDropout, ModulatedNoise
-from robustbench_med.models.mail.rpf import RandomProjectionConv2d, random_kernel_mask
+from robustbench_med.models.mail.rpf import RobustMailRandomProjectionConv2d, random_kernel_mask
 from robustbench_med.registry import MODELS
 from robustbench_med.training.optim import param_groups
 from robustbench_med.training.strategies import AdversarialTraining
@@ -36,8 +36,8 @@ def pair(data_root):
     return load_dataset("d12+d14", data_root=data_root, image_size=SIZE, n_train=64, n_val=16, n_test=16)
 
 
-def rpf_convs(module: torch.nn.Module) -> list[RandomProjectionConv2d]:
-    return [m for m in module.modules() if isinstance(m, RandomProjectionConv2d)]
+def rpf_convs(module: torch.nn.Module) -> list[RobustMailRandomProjectionConv2d]:
+    return [m for m in module.modules() if isinstance(m, RobustMailRandomProjectionConv2d)]
 
 
 def test_robust_mail_is_randomized_and_holds_rpf_where_the_paper_puts_it(pair):
@@ -49,7 +49,7 @@ def test_robust_mail_is_randomized_and_holds_rpf_where_the_paper_puts_it(pair):
     assert len(branch_convs) == 3 * 2 * 8 * 2 and len(emcam_convs) == 3 * 4
     named = dict(model.named_modules())
     assert all(name.endswith(("msgdc.gpc", "msgdc.dw3", "msgdc.dw5"))
-               for name, m in named.items() if isinstance(m, RandomProjectionConv2d))
+               for name, m in named.items() if isinstance(m, RobustMailRandomProjectionConv2d))
     for conv in branch_convs + emcam_convs:
         fraction = conv.random_weight.shape[0] / conv.out_channels
         assert fraction == pytest.approx(0.25, abs=0.02)

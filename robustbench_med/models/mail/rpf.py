@@ -38,7 +38,7 @@ def random_kernel_mask(out_channels: int, ratio: float) -> torch.Tensor:
     return steps[1:] > steps[:-1]
 
 
-class RandomProjectionConv2d(nn.Module):
+class RobustMailRandomProjectionConv2d(nn.Module):
     """A Conv2d whose kernels are part trainable, part fresh Gaussian noise on every call."""
 
     randomized = True
@@ -118,9 +118,9 @@ def conv2d(in_channels: int, out_channels: int, kernel_size: int, *, stride: int
            bias: bool = True, rpf_ratio: float = 0.0, rpf_weight_decay: float = 1e-4) -> nn.Module:
     """A 'same'-padded conv; with ``rpf_ratio > 0`` part of its kernels are random projections."""
     if rpf_ratio > 0.0:
-        return RandomProjectionConv2d(in_channels, out_channels, kernel_size, stride=stride,
-                                      groups=groups, bias=bias, ratio=rpf_ratio,
-                                      weight_decay=rpf_weight_decay)
+        return RobustMailRandomProjectionConv2d(in_channels, out_channels, kernel_size, stride=stride,
+                                                groups=groups, bias=bias, ratio=rpf_ratio,
+                                                weight_decay=rpf_weight_decay)
     if kernel_size == 1:
         return PointwiseConv2d(in_channels, out_channels, stride, groups=groups, bias=bias)
     if groups == in_channels == out_channels:
