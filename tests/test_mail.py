@@ -217,7 +217,8 @@ def test_profile_counts_the_paper_configuration():
     info = DataInfo("d6+d5", 3, 128, (TaskInfo("d6", 5), TaskInfo("d5", 7)), ((0.5,) * 3,) * 2,
                     ((0.25,) * 3,) * 2)
     report = profile("mail_rn18", info)
-    # the official code, counted by hand: 11,374,464 trainable (official-code.md 2.4), less its
+    # the official code (misti1203/MAIL-Robust-MAIL Code/MAIL.ipynb, which prints no summary), counted
+    # layer by layer by hand: 11,374,464 trainable, less its
     # 1,924 unused weights, plus 12 for per-modality alpha, phi, gamma
     assert report["trainable_params"] == 11_374_464 - 1_924 + 12
     assert report["bn_stats"] == 49_920

@@ -2,7 +2,8 @@
 
 The official notebooks train one MAIL on two unrelated datasets at once
 (SIPaKMeD + HAM10000), sample i of one fed with sample i of the other, one
-head per dataset (``paper-notes.md``, "Reading of the official code"). So:
+head per dataset (github.com/misti1203/MAIL-Robust-MAIL, ``Code/MAIL.ipynb``:
+SIPaKMeD in one branch, HAM10000 in the other). So:
 
 - pairing is by array index, within each split;
 - a shorter training split is padded to the longest with augmented copies of

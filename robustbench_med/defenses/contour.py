@@ -12,8 +12,8 @@ grey = luma(x); bright = grey > 127/255 keeps its pixels; the dark part
 ``p = grey * (1 - bright)`` is guided-filtered with ``grey`` as guide (window
 5, eps 0.003, subsample 0.5 at 224 px); out = clip(grey * bright + q, 0, 1),
 replicated to the input's channels. Defaults for small images (under 112 px):
-window 3 and no subsampling (defenses.md); the official window and 0.5
-subsampling from 112 px up. OpenCV's uint8 rounding is left out.
+window 3 and no subsampling (medrobust's choice: the official code runs at
+224 px only); the official window and 0.5 subsampling from 112 px up. OpenCV's uint8 rounding is left out.
 """
 
 from __future__ import annotations

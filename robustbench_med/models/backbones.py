@@ -2,7 +2,8 @@
 
 The first convolution takes the dataset's channels and the classifier its
 classes. ``stem="cifar"`` swaps the 7x7/2 stem and max-pool for a 3x3/1 stem,
-the usual choice for 28-32 px inputs (defenses.md, note 6); the default keeps
+the usual choice for 28-32 px inputs (the CIFAR ResNet-18 of
+github.com/kuangliu/pytorch-cifar); the default keeps
 torchvision's ImageNet stem, as the paper feeds 128 px images.
 """
 

@@ -1,7 +1,8 @@
 """MAIL and Robust-MAIL (Dhar et al., KDD 2026), one concept per module.
 
 Layers, named as in the paper, following the official TensorFlow code's
-structure (``/work/shared/docs/official-code.md``) with two changes: dropout
+structure (github.com/misti1203/MAIL-Robust-MAIL, ``Code/MAIL.ipynb`` and
+``Code/Robust-MAIL.ipynb``) with two changes: dropout
 follows train/eval mode (deterministic at inference; ``robust_mail_code``
 keeps the notebook's always-on dropout) and MFIFA's alpha, phi, gamma are per
 modality.
