@@ -104,7 +104,7 @@ def main() -> None:
     zoo = folder / "zoo"
     (training,) = build_plan(spec, zoo).trainings
     where = Where(zoo=str(zoo), data_root=str(args.data_root), threads=1)
-    done = run_training(TrainJob(training.request, spec.n_test, where))
+    done = run_training(TrainJob(training.request, training.n_test, where))
     print(f"checkpoint {done.path} ({'trained' if done.trained else 'in the zoo'}, {done.seconds:.1f} s)",
           flush=True)
 

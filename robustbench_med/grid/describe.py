@@ -8,7 +8,6 @@ import pandas as pd
 
 from robustbench_med.grid.estimate import Estimate, cell_estimate, format_seconds, training_estimate
 from robustbench_med.grid.plan import Plan, Target, clean_cells, unit_cells
-from robustbench_med.grid.spec import GridSpec
 from robustbench_med.grid.status import TargetStatus, target_status
 
 
@@ -31,14 +30,12 @@ class Totals:
 def describe(plan: Plan, rows: pd.DataFrame, checks: pd.DataFrame, code_version: str) -> list[str]:
     """The plan as lines: trainings first, then each checkpoint's units with their cells' state."""
     spec, totals = plan.spec, Totals()
-    r0 = spec.requests[0]
-    lines = [f"grid {spec.name} ({spec.path})" + (f": {spec.description}" if spec.description else ""),
-             f"{len(plan.targets)} checkpoint{'s' if len(plan.targets) != 1 else ''} to evaluate "
-             f"({_count(spec, 'model')} x {_count(spec, 'defense')} x {_count(spec, 'dataset')} x "
-             f"{_count(spec, 'seed')}), attacks {spec.attacks}, presets {', '.join(spec.presets)}; "
-             f"training {r0.train.recipe}, {r0.train.epochs} epochs at {r0.image_size}px on "
-             f"{r0.n_train or 'all'} images; {spec.n_test or 'all'} test points", "",
-             "trainings (run first; a surrogate before the targets that attack with it):"]
+    lines = [f"grid {spec.name} ({spec.path})" + (f": {spec.description}" if spec.description else "")]
+    for block in spec.blocks:
+        targets = [t for t in plan.targets if t.block == block]
+        if targets:  # (a block whose checkpoints all join an earlier block's has none of its own)
+            lines.append(("" if block == "[grid]" else f"{block}: ") + _block_line(targets))
+    lines += ["", "trainings (run first; a surrogate before the targets that attack with it):"]
     for training in plan.trainings:
         totals.trainings += 1
         estimate = training_estimate(plan.zoo, training)
@@ -64,8 +61,20 @@ def describe(plan: Plan, rows: pd.DataFrame, checks: pd.DataFrame, code_version:
     return lines
 
 
-def _count(spec: GridSpec, what: str) -> str:
-    requests = spec.requests
+def _block_line(targets: list[Target]) -> str:
+    """What a block evaluates, from its first checkpoint's settings."""
+    ev, r0 = targets[0].evaluation, targets[0].request
+    attacks = (f"attacks {ev.groups[0][0]}, presets {', '.join(ev.groups[0][1])}" if len(ev.groups) == 1
+               else "attacks " + "; ".join(f"{a} ({', '.join(p)})" for a, p in ev.groups))
+    n = len(targets)
+    return (f"{n} checkpoint{'s' if n != 1 else ''} to evaluate ({_count(targets, 'model')} x "
+            f"{_count(targets, 'defense')} x {_count(targets, 'dataset')} x {_count(targets, 'seed')}), "
+            f"{attacks}; training {r0.train.recipe}, {r0.train.epochs} epochs at {r0.image_size}px on "
+            f"{r0.n_train or 'all'} images; {ev.n_test or 'all'} test points")
+
+
+def _count(targets: list[Target], what: str) -> str:
+    requests = [t.request for t in targets]
     values = {"model": {r.model for r in requests}, "defense": {r.defense for r in requests},
               "dataset": {r.dataset for r in requests}, "seed": {r.train.seed for r in requests}}[what]
     return f"{len(values)} {what}{'s' if len(values) != 1 else ''}"
@@ -82,9 +91,9 @@ def _target_lines(plan: Plan, target: Target, rows: pd.DataFrame, checks: pd.Dat
     kind = "randomized" if status.randomized else "deterministic"
     lines = [f"  {target.id} {target.label} <- {deps} ({kind}; {len(target.tasks)} task"
              f"{'s' if len(target.tasks) != 1 else ''}; subset {status.subset})"]
-    n = plan.spec.n_test
+    n = target.n_test
     groups = [("clean rows", clean_cells(target, status.randomized), False)]
-    groups += [(f"{u.id} {u.label}", unit_cells(plan.spec, target, u, status.randomized), u.is_checks)
+    groups += [(f"{u.id} {u.label}", unit_cells(target, u, status.randomized), u.is_checks)
                for u in target.units]
     for label, cells, is_checks in groups:
         stored = [c for c in cells if c in status.stored]

@@ -2,12 +2,15 @@
 
 - A :class:`Training` is one checkpoint to obtain (a target, or the surrogate a transfer attack
   crafts on); trainings with the same configuration are one node, however many targets need them.
-- A :class:`Target` is one checkpoint to evaluate (model x defense x dataset x seed); it depends on
-  its training and, when the grid has a transfer attack, on its surrogate's.
+- A :class:`Target` is one checkpoint to evaluate (model x defense x dataset x seed, per block of
+  the grid file) with its evaluation settings; it depends on its training and, when it is attacked
+  by a transfer attack, on its surrogate's. Two targets may share a training (the same checkpoint
+  evaluated on other test points, say).
 - A :class:`Unit` is the smallest piece of a target's grid that runs on its own: one attack under
   one preset, every eps (ascending: the nested-ball shortcut needs them together) and every
-  protocol, plus the clean row; a target's last unit (``checks``) adds the large-eps probe and the
-  gradient-masking checks once every other unit of the target is stored.
+  protocol, plus the clean row (a target's attack groups, e.g. PGD-10 under the paper preset and
+  PGD-20 under the standard one, are its units in order); a target's last unit (``checks``) adds
+  the large-eps probe and the gradient-masking checks once every other unit of the target is stored.
 
 Which cells a unit stores depends on whether the model is randomized (declared by its modules;
 confirmed by the stored clean row once there is one), so cells are computed from a unit on demand.
@@ -21,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from robustbench_med.grid.spec import GridSpec
+from robustbench_med.grid.spec import Evaluation, GridSpec
 
 CHECKS = "checks"
 
@@ -46,12 +49,12 @@ class Training:
     role: str
     path: Path  # where the zoo keeps it
     needed_by: tuple[str, ...]
+    n_test: int | None = None  # the test points its first target is scored on (its sidecar's metrics)
 
     @property
     def label(self) -> str:
         r = self.request
-        return (f"{r.model}{'+' + r.defense if r.defense else ''} on {r.dataset} at {r.image_size}px, "
-                f"seed {r.train.seed}")
+        return f"{request_name(r)} on {r.dataset} at {r.image_size}px, seed {r.train.seed}{_adversarial(r)}"
 
     @property
     def in_zoo(self) -> bool:
@@ -82,16 +85,35 @@ class Target:
 
     id: str
     request: Any  # ModelRequest
+    evaluation: Evaluation
     training: str  # Training.id
     surrogate: str | None  # Training.id of the surrogate, when a transfer attack needs one
     randomized: bool  # declared by the model's modules (confirmed at run time)
     tasks: tuple[str, ...]
+    block: str = "[grid]"
     units: list[Unit] = field(default_factory=list)
+
+    @property
+    def n_test(self) -> int | None:
+        return self.evaluation.n_test
 
     @property
     def label(self) -> str:
         r = self.request
-        return f"{r.model}{'+' + r.defense if r.defense else ''} on {r.dataset}, seed {r.train.seed}"
+        return f"{request_name(r)} on {r.dataset}, seed {r.train.seed}{_adversarial(r)}"
+
+
+def request_name(request: Any) -> str:
+    """model[options]+defense[options]: what tells two checkpoints of one model apart at a glance."""
+    def opts(options: dict[str, Any]) -> str:
+        return "[" + ",".join(f"{k}={v}" for k, v in options.items()) + "]" if options else ""
+
+    defense = f"+{request.defense}{opts(request.defense_options)}" if request.defense else ""
+    return f"{request.model}{opts(request.model_options)}{defense}"
+
+
+def _adversarial(request: Any) -> str:
+    return ", adversarially trained" if request.train.adversarial else ""
 
 
 @dataclass
@@ -120,29 +142,29 @@ def build_plan(spec: GridSpec, zoo: str | Path) -> Plan:
     zoo_store = Zoo(zoo)
     trainings: dict[Path, Training] = {}
 
-    def training_for(request: Any, role: str, target_id: str) -> str:
+    def training_for(request: Any, role: str, target_id: str, n_test: int | None) -> str:
         path = zoo_store.path_for(request.config())
         known = trainings.get(path)
         if known is None:
-            known = Training(f"T{len(trainings) + 1}", request, role, path, ())
-        trainings[path] = Training(known.id, known.request, known.role, path,
-                                   (*known.needed_by, target_id))
+            known = Training(f"T{len(trainings) + 1}", request, role, path, (), n_test)
+        trainings[path] = dataclasses.replace(known, needed_by=(*known.needed_by, target_id))
         return known.id
 
     targets, built = [], {}
-    for index, request in enumerate(spec.requests, start=1):
-        target_id = f"C{index}"
+    for index, entry in enumerate(spec.entries, start=1):
+        target_id, request, evaluation = f"C{index}", entry.request, entry.evaluation
         paired = "+" in request.dataset
-        own = training_for(request, "model", target_id)
-        surrogate = (training_for(surrogate_request(request, spec.surrogate), "surrogate", target_id)
-                     if needs_surrogate(spec.attacks, paired=paired) else None)
+        own = training_for(request, "model", target_id, evaluation.n_test)
+        surrogate = (training_for(surrogate_request(request, evaluation.surrogate), "surrogate", target_id,
+                                  evaluation.n_test)
+                     if needs_surrogate(evaluation.attacks, paired=paired) else None)
         shape = json.dumps([request.model, request.defense, request.dataset, request.image_size,
                             request.model_options, request.defense_options], sort_keys=True, default=str)
         if shape not in built:  # seeds share it: one build per model shape
             built[shape] = declared(request)
         randomized, tasks = built[shape]
-        target = Target(target_id, request, own, surrogate, randomized, tasks)
-        target.units = _units(spec, target)
+        target = Target(target_id, request, evaluation, own, surrogate, randomized, tasks, entry.block)
+        target.units = _units(target)
         targets.append(target)
     ordered = sorted(trainings.values(), key=_training_order)  # surrogates first, then the targets'
     ids = {t.id: f"T{i}" for i, t in enumerate(ordered, start=1)}
@@ -156,17 +178,25 @@ def _training_order(training: Training) -> tuple[int, int]:
     return (0 if training.role == "surrogate" else 1, int(training.id[1:]))
 
 
-def _units(spec: GridSpec, target: Target) -> list[Unit]:
-    from robustbench_med.attacks.spec import parse_attacks
-
+def _units(target: Target) -> list[Unit]:
+    """Each attack group's attacks x presets in order (a pair two groups share is one unit), then
+    the checks."""
     units: list[Unit] = []
-    requests = parse_attacks(spec.attacks, randomized=target.randomized, paired="+" in target.request.dataset)
-    for request in requests:
-        for preset in request.presets_for(list(spec.presets)):
-            units.append(Unit(f"{target.id}.{len(units) + 1}", target.id, request.name, preset))
-    if spec.checks:
+    for attack, preset in dict.fromkeys(pair for group in target.evaluation.groups
+                                        for pair in group_units(target, group)):
+        units.append(Unit(f"{target.id}.{len(units) + 1}", target.id, attack, preset))
+    if target.evaluation.checks:
         units.append(Unit(f"{target.id}.{len(units) + 1}", target.id, CHECKS, "standard"))
     return units
+
+
+def group_units(target: Target, group: tuple[str, tuple[str, ...]]) -> list[tuple[str, str]]:
+    """(attack, preset) of one attack group, as ``medrobust run --attacks A --preset P`` runs them."""
+    from robustbench_med.attacks.spec import parse_attacks
+
+    attacks, presets = group
+    requests = parse_attacks(attacks, randomized=target.randomized, paired="+" in target.request.dataset)
+    return [(request.name, preset) for request in requests for preset in request.presets_for(list(presets))]
 
 
 def declared(request: Any) -> tuple[bool, tuple[str, ...]]:
@@ -193,7 +223,7 @@ def declared(request: Any) -> tuple[bool, tuple[str, ...]]:
     return is_randomized(model), tasks
 
 
-def unit_cells(spec: GridSpec, target: Target, unit: Unit, randomized: bool) -> list[Cell]:
+def unit_cells(target: Target, unit: Unit, randomized: bool) -> list[Cell]:
     """The rows ``unit`` stores for ``target`` (its clean rows not included)."""
     from robustbench_med.attacks.spec import parse_attack
     from robustbench_med.evaluation.runner import PROBE, SURROGATE, protocols_for
@@ -204,9 +234,10 @@ def unit_cells(spec: GridSpec, target: Target, unit: Unit, randomized: bool) -> 
                 for protocol in protocols_for(probe, randomized)[-1:]]
     request = parse_attack(unit.attack)
     name = request.name
-    if request.spec.box == "transfer" and spec.surrogate != SURROGATE:
-        name = f"{name}[{spec.surrogate}]"  # as the runner stores it
-    eps_list = spec.eps or (request.spec.settings(unit.preset, None, None).eps,)
+    surrogate = target.evaluation.surrogate
+    if request.spec.box == "transfer" and surrogate != SURROGATE:
+        name = f"{name}[{surrogate}]"  # as the runner stores it
+    eps_list = target.evaluation.eps or (request.spec.settings(unit.preset, None, None).eps,)
     return [Cell(task, name, unit.preset, round(eps, 10), protocol) for task in target.tasks
             for protocol in protocols_for(request, randomized) for eps in sorted(eps_list)]
 
@@ -238,15 +269,20 @@ def subset_for(n_test: int | None, recorded_n: int | None) -> str:
     return f"test[{min(n_test, recorded_n) if recorded_n else n_test}]"
 
 
-def runner_order(spec: GridSpec, target: Target, randomized: bool) -> dict[Cell, int]:
-    """The order in which ``medrobust run`` stores ``target``'s cells (per task: clean, each attack
-    x preset x protocol x eps, the probe). The masking checks read rows in store order and name the
-    first of equals, so a unit that runs them gets its rows in this order."""
-    attack_units = [u for u in target.units if not u.is_checks]
+def runner_order(target: Target, randomized: bool) -> dict[Cell, int]:
+    """The order in which ``medrobust run``, once per attack group, stores ``target``'s cells (per
+    run and task: clean, each attack x preset x protocol x eps, the probe; a cell already stored
+    keeps its place). The masking checks read rows in store order and name the first of equals, so
+    a unit that runs them gets its rows in this order."""
+    by_pair = {(u.attack, u.preset): u for u in target.units if not u.is_checks}
     checks = [u for u in target.units if u.is_checks]
-    order: list[Cell] = []
-    for task in target.tasks:
-        order += [c for c in clean_cells(target, randomized) if c.task == task]
-        for unit in [*attack_units, *checks]:
-            order += [c for c in unit_cells(spec, target, unit, randomized) if c.task == task]
-    return {cell: index for index, cell in enumerate(order)}
+    order: dict[Cell, int] = {}
+    for group in target.evaluation.groups:
+        units = [by_pair[pair] for pair in dict.fromkeys(group_units(target, group))]
+        for task in target.tasks:
+            cells = [c for c in clean_cells(target, randomized) if c.task == task]
+            for unit in [*units, *checks]:
+                cells += [c for c in unit_cells(target, unit, randomized) if c.task == task]
+            for cell in cells:
+                order.setdefault(cell, len(order))
+    return order

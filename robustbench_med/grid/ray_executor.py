@@ -130,19 +130,21 @@ class _Driver:
         from robustbench_med.grid.rows import rows_where
         from robustbench_med.versions import code_version
 
-        spec, r = self.plan.spec, target.request
-        settings = GridSettings(attacks=spec.attacks if unit.is_checks else unit.attack,
-                                presets=spec.presets if unit.is_checks else (unit.preset,), eps=spec.eps,
-                                draws=spec.draws, batch_size=spec.attack_batch_size, seed=r.train.seed,
-                                checks=unit.is_checks, surrogate_name=spec.surrogate)
+        r, ev = target.request, target.evaluation
+        # the checks unit reruns the last attack group, whose cells are all stored by then, as the
+        # last ``medrobust run`` on this checkpoint would: it adds the probe and the checks
+        attacks, presets = ev.groups[-1] if unit.is_checks else (unit.attack, (unit.preset,))
+        settings = GridSettings(attacks=attacks, presets=presets, eps=ev.eps, draws=ev.draws,
+                                batch_size=ev.attack_batch_size, seed=r.train.seed, checks=unit.is_checks,
+                                surrogate_name=ev.surrogate)
         transfer = unit.is_checks or parse_attack(unit.attack).spec.box == "transfer"
         status: TargetStatus = self.state[target.id]
         sha = status.sha or self._identity(target)
         rows = rows_where(self.store, **identity_filters(target, sha, code_version()))
         if unit.is_checks:  # the checks see the rows in the order a local run stores them
-            order = runner_order(spec, target, status.randomized)
+            order = runner_order(target, status.randomized)
             rows.sort(key=lambda row: (1, order[cell_of(row)]) if cell_of(row) in order else (0, 0))
-        return UnitJob(unit.id, r, settings, spec.n_test, spec.surrogate if transfer and target.surrogate
+        return UnitJob(unit.id, r, settings, ev.n_test, ev.surrogate if transfer and target.surrogate
                        else None, self.where, tuple(rows))
 
     def _identity(self, target: Target) -> str:

@@ -23,21 +23,59 @@ n_test = 40
 stem = "cifar"
 ```
 
+A file may instead hold several blocks, each a product of its own, with its own budget and
+options; a block inherits the top-level sections and overrides what it states. Attacks may be given
+per preset, which is what several ``medrobust run`` commands on one checkpoint ask for:
+
+```toml
+[training]                  # shared by every block
+recipe = "medmnist"
+epochs = 4
+
+[[block]]
+name = "defenses"
+models = ["mail_rn18"]
+defenses = ["pni", "rpf"]
+datasets = ["d12"]
+attacks = { paper = ["pgd-10", "mim-10"], standard = ["pgd-20"] }
+[block.training]
+adv_steps = 3
+adv_step = "2/255"
+[block.model_options.mail_rn18]
+...
+```
+
 Every key mirrors a ``medrobust run`` option and has its default; a mistake is one line naming the
 file, the place, what was wrong, what is allowed and the nearest valid name, raised as a
 :class:`GridSpecError` (exit code 2 from the CLI). Names are checked against the registries, and
-every (model, defense, dataset) request is built by the same function as ``medrobust run``'s.
+every (model, defense, dataset) request is built by the same function as ``medrobust run``'s, so a
+grid's checkpoint has the zoo key of the ``run`` command with the same settings.
 """
 
 from __future__ import annotations
 
 import json
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from robustbench_med.errors import BadInputError, MedrobustError
+from robustbench_med.errors import MedrobustError
+from robustbench_med.grid.schema import (
+    BLOCK,
+    BLOCK_KEYS,
+    NO_DEFENSE,
+    OPTION_TABLES,
+    RUN_WIDE,
+    SCHEMA,
+    GridSpecError,
+    Where,
+    check_list,
+    defaults,
+    is_kind,
+    option_tables,
+    section,
+)
 from robustbench_med.registry import nearest
 
 if sys.version_info >= (3, 11):
@@ -45,72 +83,52 @@ if sys.version_info >= (3, 11):
 else:  # Python 3.10: the same parser from PyPI (a dependency there)
     import tomli as tomllib
 
-NO_DEFENSE = "none"
-
-
-class GridSpecError(BadInputError):
-    """A grid file that cannot be run as written."""
-
-
-# key -> (accepted kinds, default, what it is); a kind is a type, or "eps" (a number or "4/255")
-_STR, _INT, _BOOL, _LIST = str, int, bool, list
-SCHEMA: dict[str, dict[str, tuple[tuple[Any, ...], Any, str]]] = {
-    "grid": {
-        "description": ((_STR,), "", "a line saying what the grid is for"),
-        "models": ((_LIST,), None, "registered models (medrobust list models)"),
-        "defenses": ((_LIST,), [NO_DEFENSE], "registered defenses, or 'none'"),
-        "datasets": ((_LIST,), None, "dataset ids (d12), MedMNIST flags or pairs d12+d14"),
-        "attacks": ((_LIST, _STR), ["pgd-10"], "attack names, or 'all'"),
-        "presets": ((_LIST,), ["paper", "standard"], "paper, standard, code"),
-        "eps": ((_LIST, _STR), [], "eps values (4/255, 0.0157) or a range 0.01:0.1:10"),
-        "seeds": ((_LIST,), [0], "training and attack seeds (integers)"),
-    },
-    "training": {
-        "recipe": ((_STR,), "paper", "paper, code, fast or medmnist"),
-        "epochs": ((_INT,), 200, "training epochs"),
-        "image_size": ((_INT,), 128, "side of the square input, in pixels"),
-        "batch_size": ((_INT,), 32, "training batch size"),
-        "augment": ((_BOOL,), True, "the paper's 4x training augmentation"),
-        "n_train": ((_INT,), None, "a fixed subset of this many training images"),
-        "n_val": ((_INT,), None, "a fixed subset of this many validation images"),
-        "adversarial": ((_BOOL,), False, "PGD adversarial training (paper Alg. 2)"),
-        "adv_eps": (("eps",), "4/255", "adversarial-training eps"),
-        "adv_step": (("eps",), "1/255", "adversarial-training PGD step size"),
-        "adv_steps": ((_INT,), 10, "adversarial-training PGD steps"),
-        "bn_settle": ((_STR,), "recalibrate", "recalibrate or none"),
-    },
-    "evaluation": {
-        "n_test": ((_INT,), None, "a fixed subset of this many test images"),
-        "draws": ((_INT,), 10, "fresh draws scoring a randomized model"),
-        "checks": ((_BOOL,), True, "the large-eps probe and the gradient-masking checks"),
-        "attack_batch_size": ((_INT,), 128, "batch size for attacks"),
-        "surrogate": ((_STR,), "resnet101", "surrogate model of the transfer attacks"),
-        "device": ((_STR,), "auto", "auto, cpu or cuda"),
-        "download": ((_BOOL,), False, "download a missing MedMNIST file"),
-    },
-}
-OPTION_TABLES = ("model_options", "defense_options")
-_KIND_WORDS = {_STR: "a string", _INT: "an integer", _BOOL: "true or false", _LIST: "a list",
-               "eps": "a number or a string such as \"4/255\""}
+__all__ = ["NO_DEFENSE", "SCHEMA", "Entry", "Evaluation", "GridSpec", "GridSpecError", "load_spec",
+           "parse_spec"]
 
 
 @dataclass(frozen=True)
-class GridSpec:
-    """A validated grid file. ``requests`` are the checkpoints to evaluate (model x defense x dataset
-    x seed, in that nesting order), each a :class:`~robustbench_med.workflow.ModelRequest` built as
-    ``medrobust run`` builds it."""
+class Evaluation:
+    """How one checkpoint is evaluated. ``groups`` are (attacks as ``--attacks``, presets) pairs in
+    order, one per ``medrobust run`` command it stands for; the rest is what those commands share."""
 
-    path: Path
-    description: str
-    requests: tuple[Any, ...]
-    attacks: str  # comma-separated, as --attacks
-    presets: tuple[str, ...]
+    groups: tuple[tuple[str, tuple[str, ...]], ...]
     eps: tuple[float, ...]
     n_test: int | None
     draws: int
     checks: bool
     attack_batch_size: int
     surrogate: str
+
+    @property
+    def attacks(self) -> str:
+        """Every group's attacks, as one ``--attacks`` value."""
+        parts = [p.strip() for attacks, _ in self.groups for p in attacks.split(",") if p.strip()]
+        return ",".join(dict.fromkeys(parts))
+
+    @property
+    def presets(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(p for _, presets in self.groups for p in presets))
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One checkpoint to evaluate: its request (as ``medrobust run`` builds it) and evaluation."""
+
+    block: str
+    request: Any  # ModelRequest
+    evaluation: Evaluation
+
+
+@dataclass(frozen=True)
+class GridSpec:
+    """A validated grid file: its ``entries`` in file order (per block: model x defense x dataset x
+    seed); entries with the same checkpoint and test settings are one, their attack groups joined."""
+
+    path: Path
+    description: str
+    entries: tuple[Entry, ...]
+    blocks: tuple[str, ...]
     device: str
     download: bool
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
@@ -118,6 +136,10 @@ class GridSpec:
     @property
     def name(self) -> str:
         return self.path.stem
+
+    @property
+    def requests(self) -> tuple[Any, ...]:
+        return tuple(entry.request for entry in self.entries)
 
 
 def load_spec(path: str | Path) -> GridSpec:
@@ -134,133 +156,153 @@ def load_spec(path: str | Path) -> GridSpec:
 
 def parse_spec(raw: dict[str, Any], path: Path) -> GridSpec:
     """Validate the parsed TOML ``raw`` of the grid file ``path``."""
-    where = _Where(path)
-    unknown = [k for k in raw if k not in SCHEMA and k not in OPTION_TABLES]
+    where = Where(path)
+    unknown = [k for k in raw if k not in SCHEMA and k not in OPTION_TABLES and k != BLOCK]
     if unknown:
-        where.unknown(unknown[0], "section", [*SCHEMA, *OPTION_TABLES], "[")
-    values = {section: _section(raw.get(section, {}), section, where) for section in SCHEMA}
-    g, t, e = values["grid"], values["training"], values["evaluation"]
+        where.unknown(unknown[0], "section", [*SCHEMA, *OPTION_TABLES, BLOCK], "[")
+    top = {name: section(raw.get(name, {}), name, f"[{name}]", where) for name in SCHEMA}
+    top_options = {t: option_tables(raw.get(t, {}), t, f"[{t}]", where) for t in OPTION_TABLES}
+    blocks = raw.get(BLOCK)
+    if blocks is not None and (not isinstance(blocks, list) or not blocks
+                               or not all(isinstance(b, dict) for b in blocks)):
+        where.fail("[[block]] must be one or more tables, each written as [[block]] followed by its keys")
+    entries: list[Entry] = []
+    labels = []
+    for index, block in enumerate(blocks or [None], start=1):
+        label, g, t, e, options, own_presets = _block(block, index, top, top_options, where)
+        labels.append(label)
+        entries += _entries(label, g, t, e, options, own_presets, where)
+    evaluation = {**defaults("evaluation"), **top["evaluation"]}
+    _check_device(evaluation["device"], where)
+    return GridSpec(path=path, description=top["grid"].get("description", ""), entries=_merged(entries),
+                    blocks=tuple(labels), device=evaluation["device"], download=evaluation["download"],
+                    raw=raw)
+
+
+def _block(block: dict[str, Any] | None, index: int, top: dict[str, dict[str, Any]],
+           top_options: dict[str, dict[str, dict[str, Any]]], where: Where) -> tuple[Any, ...]:
+    """A block's label and its settings: the defaults, then the top-level sections, then its own."""
+    own: dict[str, dict[str, Any]] = {name: {} for name in SCHEMA}
+    options = {t: {o: dict(v) for o, v in top_options[t].items()} for t in OPTION_TABLES}
+    if block is None:
+        label = "[grid]"
+    else:
+        name = block.get("name", "")
+        if not isinstance(name, str):
+            where.fail(f"block {index} name must be a string, got {json.dumps(name, default=str)}")
+        label = f"block {index}" + (f" ({name})" if name else "")
+        for key in block:
+            if key not in BLOCK_KEYS:
+                where.unknown(key, f"key in {label}:", BLOCK_KEYS)
+        own["grid"] = section({k: v for k, v in block.items() if k in SCHEMA["grid"]}, "grid", label, where)
+        own["training"] = section(block.get("training", {}), "training", f"[block.training] of {label}",
+                                  where)
+        own["evaluation"] = section(block.get("evaluation", {}), "evaluation",
+                                    f"[block.evaluation] of {label}", where, exclude=RUN_WIDE)
+        for table in OPTION_TABLES:
+            for owner, values in option_tables(block.get(table, {}), table, f"[block.{table}] of {label}",
+                                               where).items():
+                options[table].setdefault(owner, {}).update(values)
+    merged = {name: {**defaults(name), **top[name], **own[name]} for name in SCHEMA}
+    own_presets = "presets" in top["grid"] or "presets" in own["grid"]
+    return label, merged["grid"], merged["training"], merged["evaluation"], options, own_presets
+
+
+def _entries(label: str, g: dict[str, Any], t: dict[str, Any], e: dict[str, Any],
+             options: dict[str, dict[str, dict[str, Any]]], own_presets: bool, where: Where) -> list[Entry]:
+    """The block's product models x defenses x datasets x seeds, each with its evaluation."""
     for key, example in (("models", '["resnet18"]'), ("datasets", '["d12"]')):
         if g[key] is None:
-            where.fail(f"[grid] needs {key} ({SCHEMA['grid'][key][2]}), e.g. {key} = {example}")
+            where.fail(f"{label} needs {key} ({SCHEMA['grid'][key][2]}), e.g. {key} = {example}")
     for key in ("models", "defenses", "datasets", "presets", "seeds"):
-        _check_list(g[key], f"[grid] {key}", int if key == "seeds" else str, where)
-    for section, names in (("training", ("epochs", "image_size", "batch_size", "n_train", "n_val",
-                                         "adv_steps")),
-                           ("evaluation", ("n_test", "draws", "attack_batch_size"))):
-        for key in names:
-            value = values[section][key]
-            if value is not None and value < 1:
-                where.fail(f"[{section}] {key} must be at least 1, got {value}"
-                           + (" (leave it out to use every image)" if key.startswith("n_") else ""))
-    attacks = g["attacks"] if isinstance(g["attacks"], str) else ",".join(
-        _check_list(g["attacks"], "[grid] attacks", str, where))
-    presets, eps = _attack_settings(attacks, g["presets"], g["eps"], where)
-    models = _resolve_all("models", g["models"], where)
+        check_list(g[key], f"{label} {key}", int if key == "seeds" else str, where)
+    groups = _groups(g["attacks"], g["presets"], own_presets, label, where)
+    eps = _eps(g["eps"], label, where)
+    models = _resolve_all("models", g["models"], label, where)
     defenses = [None if d.strip().lower() == NO_DEFENSE else d for d in g["defenses"]]
-    defenses = [None if d is None else _resolve_all("defenses", [d], where)[0] for d in defenses]
-    options = {table: _option_tables(raw.get(table, {}), table, where) for table in OPTION_TABLES}
-    _check_option_owners(options, models, [d for d in defenses if d], where)
-    requests = tuple(_request(model, defense, dataset, seed, t, options, where)
-                     for model in models for defense in dict.fromkeys(defenses)
-                     for dataset in g["datasets"] for seed in dict.fromkeys(g["seeds"]))
-    _check_attacks_per_dataset(attacks, requests, where)
-    surrogate = _resolve_all("surrogate", [e["surrogate"]], where, key="[evaluation] surrogate")[0]
-    _check_device(e["device"], where)
-    return GridSpec(path=path, description=g["description"], requests=requests, attacks=attacks,
-                    presets=presets, eps=eps, n_test=e["n_test"], draws=e["draws"], checks=e["checks"],
-                    attack_batch_size=e["attack_batch_size"], surrogate=surrogate, device=e["device"],
-                    download=e["download"], raw=raw)
+    defenses = [None if d is None else _resolve_all("defenses", [d], label, where)[0] for d in defenses]
+    _check_option_owners(options, models, [d for d in defenses if d], label, where)
+    requests = [_request(model, defense, dataset, seed, t, options, where)
+                for model in models for defense in dict.fromkeys(defenses)
+                for dataset in g["datasets"] for seed in dict.fromkeys(g["seeds"])]
+    for attacks, _presets in groups:
+        _check_attacks_per_dataset(attacks, requests, label, where)
+    surrogate = _resolve_all("surrogate", [e["surrogate"]], label, where,
+                             key=f"{'[evaluation]' if label == '[grid]' else label} surrogate")[0]
+    evaluation = Evaluation(groups=groups, eps=eps, n_test=e["n_test"], draws=e["draws"], checks=e["checks"],
+                            attack_batch_size=e["attack_batch_size"], surrogate=surrogate)
+    return [Entry(label, request, evaluation) for request in requests]
 
 
-class _Where:
-    """Raises one-line errors that start with the grid file's path."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-
-    def fail(self, message: str) -> None:
-        raise GridSpecError(f"grid file {self.path}: {message}")
-
-    def unknown(self, name: str, what: str, allowed: list[str], prefix: str = "") -> None:
-        near = nearest(name, allowed)
-        closing = "]" if prefix == "[" else ""
-        self.fail(f"unknown {what} {prefix}{name}{closing}"
-                  + (f"; did you mean {prefix}{near}{closing}?" if near else "")
-                  + f" (allowed: {', '.join(allowed)})")
-
-    def wrap(self, place: str, exc: MedrobustError) -> None:
-        self.fail(f"{place}: {exc}")
+def _merged(entries: list[Entry]) -> tuple[Entry, ...]:
+    """One entry per checkpoint and test settings: a later entry's attack groups join the first's."""
+    out: dict[str, Entry] = {}
+    for entry in entries:
+        ev = entry.evaluation
+        key = json.dumps([entry.request.config().key, ev.eps, ev.n_test, ev.draws, ev.checks,
+                          ev.attack_batch_size, ev.surrogate])
+        first = out.get(key)
+        if first is None:
+            out[key] = entry
+        else:
+            groups = tuple(dict.fromkeys((*first.evaluation.groups, *ev.groups)))
+            out[key] = replace(first, evaluation=replace(first.evaluation, groups=groups))
+    return tuple(out.values())
 
 
-def _section(table: Any, section: str, where: _Where) -> dict[str, Any]:
-    if not isinstance(table, dict):
-        where.fail(f"[{section}] must be a table of keys (got {_word(table)})")
-    schema = SCHEMA[section]
-    for key in table:
-        if key not in schema:
-            where.unknown(key, f"key in [{section}]:", list(schema))
-    out = {}
-    for key, (kinds, default, what) in schema.items():
-        value = table.get(key, default)
-        if key in table and not any(_is_kind(value, kind) for kind in kinds):
-            expected = " or ".join(_KIND_WORDS[k] for k in kinds)
-            where.fail(f"[{section}] {key} must be {expected} ({what}), got {json.dumps(value, default=str)}")
-        out[key] = list(value) if isinstance(value, list) else value
-    return out
-
-
-def _is_kind(value: Any, kind: Any) -> bool:
-    if kind == "eps":
-        return isinstance(value, (str, float)) or (isinstance(value, int) and not isinstance(value, bool))
-    if kind is int:
-        return isinstance(value, int) and not isinstance(value, bool)
-    return isinstance(value, kind)
-
-
-def _word(value: Any) -> str:
-    return {str: "a string", bool: "a boolean", int: "an integer", float: "a number",
-            list: "a list", dict: "a table"}.get(type(value), type(value).__name__)
-
-
-def _check_list(items: list[Any], place: str, kind: type, where: _Where) -> list[Any]:
-    if not items:
-        where.fail(f"{place} is empty (name at least one)")
-    for item in items:
-        if not _is_kind(item, kind):
-            where.fail(f"{place} must hold {'integers' if kind is int else 'strings'}, got "
-                       f"{json.dumps(item, default=str)} ({_word(item)})")
-    return items
-
-
-def _attack_settings(attacks: str, presets: list[str], eps: list[Any] | str,
-                     where: _Where) -> tuple[tuple[str, ...], tuple[float, ...]]:
-    from robustbench_med.attacks.eps import parse_eps_list
+def _groups(attacks: Any, presets: list[str], own_presets: bool, label: str,
+            where: Where) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """(attacks, presets) pairs: one for a list of attacks, one per preset for a table of them."""
     from robustbench_med.attacks.spec import check_preset, parse_attacks
 
-    try:
-        parse_attacks(attacks)
-    except MedrobustError as exc:
-        where.wrap("[grid] attacks", exc)
-    for preset in presets:
+    def names(value: Any, place: str) -> str:
+        if not isinstance(value, (str, list)):
+            where.fail(f"{place} must be a list of attack names or 'all', got "
+                       f"{json.dumps(value, default=str)}")
+        text = value if isinstance(value, str) else ",".join(check_list(value, place, str, where))
+        try:
+            parse_attacks(text)
+        except MedrobustError as exc:
+            where.wrap(place, exc)
+        return text
+
+    def preset_ok(preset: str, place: str) -> None:
         try:
             check_preset(preset)
         except MedrobustError as exc:
-            where.wrap("[grid] presets", exc)
+            where.wrap(place, exc)
+
+    if isinstance(attacks, dict):
+        if own_presets:
+            where.fail(f"{label} gives presets twice: as the keys of attacks and as presets (keep one)")
+        if not attacks:
+            where.fail(f"{label} attacks is empty (e.g. attacks = {{ paper = [\"pgd-10\"] }})")
+        groups = []
+        for preset, value in attacks.items():
+            preset_ok(preset, f"{label} attacks")
+            groups.append((names(value, f"{label} attacks.{preset}"), (preset,)))
+        return tuple(groups)
+    for preset in presets:
+        preset_ok(preset, f"{label} presets")
+    return ((names(attacks, f"{label} attacks"), tuple(dict.fromkeys(presets))),)
+
+
+def _eps(eps: list[Any] | str, label: str, where: Where) -> tuple[float, ...]:
+    from robustbench_med.attacks.eps import parse_eps_list
+
     if isinstance(eps, list):
         for item in eps:
-            if not _is_kind(item, "eps"):
-                where.fail(f"[grid] eps must hold numbers or strings such as \"4/255\", got "
+            if not is_kind(item, "eps"):
+                where.fail(f"{label} eps must hold numbers or strings such as \"4/255\", got "
                            f"{json.dumps(item, default=str)}")
         eps = ",".join(str(item) for item in eps)
     try:
-        values = tuple(parse_eps_list(eps)) if eps.strip() else ()
+        return tuple(parse_eps_list(eps)) if eps.strip() else ()
     except MedrobustError as exc:
-        where.wrap("[grid] eps", exc)
-    return tuple(dict.fromkeys(presets)), values
+        where.wrap(f"{label} eps", exc)
 
 
-def _resolve_all(kind: str, names: list[str], where: _Where, key: str | None = None) -> list[str]:
+def _resolve_all(kind: str, names: list[str], label: str, where: Where, key: str | None = None) -> list[str]:
     from robustbench_med.registry import DEFENSES, MODELS
 
     registry = DEFENSES if kind == "defenses" else MODELS
@@ -270,20 +312,13 @@ def _resolve_all(kind: str, names: list[str], where: _Where, key: str | None = N
             resolved.append(registry.resolve(name))
         except MedrobustError as exc:
             extra = f" or '{NO_DEFENSE}'" if kind == "defenses" else ""
-            where.wrap(key or f"[grid] {kind}", MedrobustError(f"{exc}{extra}"))
+            where.wrap(key or f"{label} {kind}", MedrobustError(f"{exc}{extra}"))
     return list(dict.fromkeys(resolved))
 
 
-def _option_tables(table: Any, name: str, where: _Where) -> dict[str, dict[str, Any]]:
-    if not isinstance(table, dict) or any(not isinstance(v, dict) for v in table.values()):
-        where.fail(f"[{name}] must hold one table per {name.split('_')[0]}, e.g. "
-                   f"[{name}.{'resnet18' if name == 'model_options' else 'pni'}]")
-    return table
-
-
 def _check_option_owners(options: dict[str, dict[str, dict[str, Any]]], models: list[str],
-                         defenses: list[str], where: _Where) -> None:
-    """[model_options.X] must name a model of the grid, [defense_options.Y] one of its defenses."""
+                         defenses: list[str], label: str, where: Where) -> None:
+    """[model_options.X] must name a model of the block, [defense_options.Y] one of its defenses."""
     from robustbench_med.registry import DEFENSES, MODELS
 
     for table, registry, names in (("model_options", MODELS, models),
@@ -292,15 +327,20 @@ def _check_option_owners(options: dict[str, dict[str, dict[str, Any]]], models: 
             resolved = registry.resolve(owner) if owner in registry else owner
             if resolved not in names:
                 near = nearest(owner, names)
-                where.fail(f"[{table}.{owner}] names no {table.split('_')[0]} of the grid"
+                whose = "the grid's" if label == "[grid]" else f"{label}'s"
+                where.fail(f"[{table}.{owner}] names no {table.split('_')[0]} of "
+                           f"{'the grid' if label == '[grid]' else label}"
                            + (f"; did you mean [{table}.{near}]?" if near else "")
-                           + f" (the grid's: {', '.join(names) or 'none'})")
+                           + f" ({whose}: {', '.join(names) or 'none'})")
 
 
 def _request(model: str, defense: str | None, dataset: str, seed: int, t: dict[str, Any],
-             options: dict[str, dict[str, dict[str, Any]]], where: _Where) -> Any:
+             options: dict[str, dict[str, dict[str, Any]]], where: Where) -> Any:
     """The ModelRequest that ``medrobust run`` would build from the same settings."""
-    from robustbench_med.cli import model_request
+    try:
+        from robustbench_med.model_request import model_request
+    except ImportError:  # a checkout from before model_request left the CLI module
+        from robustbench_med.cli import model_request  # type: ignore[attr-defined,no-redef]
     from robustbench_med.registry import DEFENSES, MODELS
 
     def items(table: str, owner: str | None, registry: Any) -> list[str]:
@@ -319,7 +359,7 @@ def _request(model: str, defense: str | None, dataset: str, seed: int, t: dict[s
         where.wrap(f"{model}{'+' + defense if defense else ''} on {dataset}", exc)
 
 
-def _check_attacks_per_dataset(attacks: str, requests: tuple[Any, ...], where: _Where) -> None:
+def _check_attacks_per_dataset(attacks: str, requests: list[Any], label: str, where: Where) -> None:
     """A transfer attack cannot attack a paired dataset: say so now, not after training."""
     from robustbench_med.attacks.spec import parse_attacks
 
@@ -327,10 +367,10 @@ def _check_attacks_per_dataset(attacks: str, requests: tuple[Any, ...], where: _
         try:
             parse_attacks(attacks, paired="+" in dataset)
         except MedrobustError as exc:
-            where.wrap(f"[grid] attacks on {dataset}", exc)
+            where.wrap(f"{label} attacks on {dataset}", exc)
 
 
-def _check_device(device: str, where: _Where) -> None:
+def _check_device(device: str, where: Where) -> None:
     from robustbench_med.device import CHOICES
 
     if device.lower().split(":")[0] not in CHOICES:

@@ -19,7 +19,7 @@ def trainings_to_run(plan: Plan, where: Where, events: Progress | None) -> list[
             emit(events, "grid", f"{training.id} {training.role} {training.label}: in the zoo",
                  level="detail")
         else:
-            jobs.append((training, TrainJob(training.request, plan.spec.n_test, where)))
+            jobs.append((training, TrainJob(training.request, training.n_test, where)))
     if jobs:
         emit(events, "grid", f"training {len(jobs)} checkpoint{'s' if len(jobs) != 1 else ''} first: "
              + ", ".join(t.id for t, _ in jobs))
@@ -47,7 +47,7 @@ def stored_count(plan: Plan, state: dict[str, TargetStatus]) -> int:
     for target in plan.targets:
         status = state[target.id]
         cells = set(clean_cells(target, status.randomized)) | {
-            c for u in target.units for c in unit_cells(plan.spec, target, u, status.randomized)}
+            c for u in target.units for c in unit_cells(target, u, status.randomized)}
         total += len(cells & status.stored)
     return total
 

@@ -40,7 +40,7 @@ class TargetStatus:
         if self.sha is None:
             return False
         needed = set(clean_cells(target, self.randomized)) | set(
-            unit_cells(plan.spec, target, unit, self.randomized))
+            unit_cells(target, unit, self.randomized))
         if unit.is_checks and not set(target.tasks) <= self.checked_tasks:
             return False
         return needed <= self.stored
@@ -62,9 +62,9 @@ def target_status(plan: Plan, target: Target, rows: pd.DataFrame, checks: pd.Dat
     of test points when known (the data is loaded), else taken from the checkpoint's sidecar."""
     identity = checkpoint_identity(plan.training(target.training))
     if identity is None:
-        return TargetStatus(None, subset_for(plan.spec.n_test, None), target.randomized)
+        return TargetStatus(None, subset_for(target.n_test, None), target.randomized)
     sha, recorded_n = identity
-    subset = subset_for(plan.spec.n_test, n_test_seen or recorded_n)
+    subset = subset_for(target.n_test, n_test_seen or recorded_n)
     filters = {**identity_filters(target, sha, code_version), "subset": subset}
     mine = _filter(rows, filters)
     clean = mine[mine["attack"] == "clean"]
