@@ -29,6 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from robustbench_med.attacks.fp32 import in_fp32
 from robustbench_med.models.losses import multitask_loss
 from robustbench_med.randomness import resample
 
@@ -74,6 +75,7 @@ def _gradient(forward: Callable[[torch.Tensor], Any], x: torch.Tensor, y: torch.
     return grad, output
 
 
+@in_fp32
 def linf_attack(forward: Callable[[torch.Tensor], Any], x0: torch.Tensor, y: torch.Tensor, *,
                 eps: float, step: float, steps: int, start: Start = "clean", decay: float = 0.0,
                 eot: int = 1, early_stop: bool = False, loss: Loss = F.cross_entropy,

@@ -29,6 +29,7 @@ from torch import nn
 
 from robustbench_med.attacks.catalog import JOINT_CAPABLE
 from robustbench_med.attacks.eps import format_eps
+from robustbench_med.attacks.fp32 import in_fp32
 from robustbench_med.attacks.spec import (
     AttackContext,
     AttackRequest,
@@ -38,6 +39,7 @@ from robustbench_med.attacks.spec import (
     parse_attacks,
 )
 from robustbench_med.data.spec import DataInfo, Split
+from robustbench_med.device import place_model
 from robustbench_med.errors import MedrobustError
 from robustbench_med.evaluation.batching import map_batches
 from robustbench_med.evaluation.masking import LARGE_EPS, CheckResult, run_checks
@@ -131,12 +133,13 @@ class GridRunner:
         self.surrogate = surrogate
         self.progress = progress
 
+    @in_fp32  # clean scoring, attacks and checks: whatever autocast the caller left on
     def run(self) -> Report:
         s, subject = self.settings, self.subject
         parse_attacks(s.attacks)  # fail on a bad name or preset before any scoring
         for preset in s.presets:
             check_preset(preset)
-        model = subject.model.to(self.device).eval()
+        model = place_model(subject.model, self.device).eval()
         randomized = is_randomized(model)
         if not randomized and detect_randomness(model, self.test.x, self.device):
             randomized = True

@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from robustbench_med.errors import BadInputError
+from robustbench_med.training.precision import check_amp
 from robustbench_med.training.recipes import RECIPES
 
 BN_SETTLE = ("recalibrate", "none")
@@ -24,6 +25,7 @@ class TrainConfig:
     adv_step: float = 1 / 255
     adv_steps: int = 10
     bn_settle: str = "recalibrate"
+    amp: str = "off"  # "bf16": autocast in training steps (training/precision.py)
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -37,12 +39,15 @@ class TrainConfig:
         if self.bn_settle not in BN_SETTLE:
             raise BadInputError(f"unknown BatchNorm settling '{self.bn_settle}' "
                                 f"(allowed: {', '.join(BN_SETTLE)})")
+        check_amp(self.amp)
 
     def to_dict(self, keep_adversarial: bool = False) -> dict[str, Any]:
         """The settings that determine the weights; the PGD settings only when something uses
         them (``--adversarial``, or a defense whose recipe trains adversarially)."""
         out = asdict(self)
         out["recipe_settings"] = asdict(RECIPES[self.recipe])
+        if self.amp == "off":  # fp32 checkpoints keep the identity they had before amp existed
+            out.pop("amp")
         if not (self.adversarial or keep_adversarial):
             for key in ("adv_eps", "adv_step", "adv_steps"):
                 out.pop(key)

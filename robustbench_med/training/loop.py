@@ -19,12 +19,14 @@ from torch import nn
 
 from robustbench_med.batchnorm_settle import settle_batchnorm
 from robustbench_med.data.spec import LoadedDataset
+from robustbench_med.device import place_model
 from robustbench_med.events import Progress, emit
 from robustbench_med.training.config import TrainConfig, TrainResult
 from robustbench_med.training.optim import optimizer as make_optimizer
 from robustbench_med.training.optim import scheduler as make_scheduler
 from robustbench_med.training.recipes import RECIPES
 from robustbench_med.training.scoring import SplitScore, score_split
+from robustbench_med.training.step import BatchStepper
 from robustbench_med.training.strategies import TrainingStrategy, default_strategy
 
 
@@ -36,8 +38,9 @@ def train_model(model: nn.Module, data: LoadedDataset, config: TrainConfig, devi
     recipe = RECIPES[config.recipe]
     strategy = strategy or default_strategy(config)
     torch.manual_seed(config.seed)
-    model.to(device)
+    place_model(model, device)
     optimizer = make_optimizer(strategy.param_groups(model, recipe.weight_decay), recipe)
+    stepper = BatchStepper(model, optimizer, device, config.amp)
     scheduler = make_scheduler(optimizer, recipe, config.epochs)
     generator = torch.Generator().manual_seed(config.seed)
     n = len(data.train)
@@ -56,16 +59,13 @@ def train_model(model: nn.Module, data: LoadedDataset, config: TrainConfig, devi
         for step in range(steps):
             idx = order[step * config.batch_size:(step + 1) * config.batch_size]
             x, y = data.train.x[idx].to(device), data.train.y[idx].to(device)
-            loss = strategy.batch_loss(model, x, y, epoch)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            loss = stepper.step(lambda xb, yb, e=epoch: strategy.batch_loss(model, xb, yb, e), x, y)
             strategy.after_step(model, epoch)
             running += loss.item() * len(idx)
         if config.bn_settle == "recalibrate":
             settle_batchnorm(model, data.train.x[settle_order], data.train.y[settle_order],
                              lambda m, xb, yb, e=epoch: strategy.batch_loss(m, xb, yb, e),
-                             device, config.batch_size)
+                             device, stepper.micro_batch or config.batch_size)
         score = score_split(model, data.val, device)
         if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
             scheduler.step(score.loss if math.isfinite(score.loss) else math.inf)
@@ -73,6 +73,8 @@ def train_model(model: nn.Module, data: LoadedDataset, config: TrainConfig, devi
             scheduler.step()
         record = {"epoch": epoch, "train_loss": running / n, "val_accuracy": score.accuracy,
                   "val_loss": score.loss, "val_auc": score.auc, "lr": optimizer.param_groups[0]["lr"]}
+        if stepper.micro_batch is not None:  # out-of-memory back-off (training/step.py)
+            record["micro_batch"] = stepper.micro_batch
         history.append(record)
         shown_auc = score.auc if score.auc is not None else math.nan
         emit(progress, "training", f"train epoch {epoch}/{config.epochs}: loss {record['train_loss']:.3f}  "
