@@ -19,7 +19,6 @@ silent choice; ``add()`` replaces an entry only when asked (``replace=True``).
 from __future__ import annotations
 
 import difflib
-import importlib
 import re
 import sys
 import types
@@ -71,12 +70,14 @@ def _origin_of(obj: Any, caller: types.FrameType) -> str:
 class Registry(Generic[T]):
     """Named entries of one kind, filled by decorators and entry points.
 
-    ``builtins`` lists the modules whose import registers medrobust's own
-    entries; they are imported on first use so that importing the registry
-    stays cheap and free of import cycles.
+    ``builtins`` imports the catalog module of the package that owns this
+    kind (its import registers medrobust's own entries). It runs on first use,
+    not when the registry is imported, so that importing the registry stays
+    cheap (``medrobust list`` never imports torch) and a package's modules can
+    import the registry they register into.
     """
 
-    def __init__(self, kind: str, group: str, builtins: tuple[str, ...] = ()) -> None:
+    def __init__(self, kind: str, group: str, builtins: Callable[[], object] | None = None) -> None:
         self.kind = kind
         self.group = group
         self._builtins = builtins
@@ -132,8 +133,8 @@ class Registry(Generic[T]):
             return
         self._loading = True
         try:
-            for module in self._builtins:
-                importlib.import_module(module)
+            if self._builtins is not None:
+                self._builtins()
             for ep in entry_points(group=self.group):
                 self._load_entry_point(ep)
             self._loaded = True
@@ -198,7 +199,33 @@ class Registry(Generic[T]):
         return key in self._entries or key in self._aliases
 
 
-DATASETS: Registry[Any] = Registry("dataset", "medrobust.datasets", ("robustbench_med.data.catalog",))
-MODELS: Registry[Any] = Registry("model", "medrobust.models", ("robustbench_med.models.catalog",))
-DEFENSES: Registry[Any] = Registry("defense", "medrobust.defenses", ("robustbench_med.defenses.catalog",))
-ATTACKS: Registry[Any] = Registry("attack", "medrobust.attacks", ("robustbench_med.attacks.catalog",))
+def _dataset_catalog() -> object:
+    from robustbench_med.data import catalog
+
+    return catalog
+
+
+def _model_catalog() -> object:
+    from robustbench_med.models import catalog
+
+    return catalog
+
+
+def _defense_catalog() -> object:
+    from robustbench_med.defenses import catalog
+
+    return catalog
+
+
+def _attack_catalog() -> object:
+    from robustbench_med.attacks import catalog
+
+    return catalog
+
+
+# The one place that names the built-in catalogs: explicit imports (a reader and tests/test_layers.py
+# see them), run lazily; they are the only imports of this module above its own layer.
+DATASETS: Registry[Any] = Registry("dataset", "medrobust.datasets", _dataset_catalog)
+MODELS: Registry[Any] = Registry("model", "medrobust.models", _model_catalog)
+DEFENSES: Registry[Any] = Registry("defense", "medrobust.defenses", _defense_catalog)
+ATTACKS: Registry[Any] = Registry("attack", "medrobust.attacks", _attack_catalog)

@@ -116,3 +116,23 @@ def test_each_registry_discovers_the_plugins_of_its_documented_group_and_no_othe
     names = set(kind.names())
     assert names - builtins == {installed[group].name}
     assert kind.entry(installed[group].name).origin == "tests"
+
+
+def test_a_plugin_module_registering_a_built_in_name_is_an_error_not_a_skipped_plugin(monkeypatch, capsys):
+    """The decorator runs while the entry point's module is imported: its conflict is not an import
+    failure to report and skip, but an error naming both packages."""
+    from robustbench_med.registry import RegistryConflict
+
+    MODELS.names()  # built-ins loaded first, as in a real session
+    monkeypatch.setattr(registry, "entry_points", lambda group: [
+        EntryPoint(name="my-resnet", value="tests.plugin_collision", group=group)]
+        if group == "medrobust.models" else [])
+    monkeypatch.setattr(registry, "_REPORTED", set())
+    monkeypatch.setattr(MODELS, "_entries", dict(MODELS._entries))
+    monkeypatch.setattr(MODELS, "_aliases", dict(MODELS._aliases))
+    monkeypatch.setattr(MODELS, "_loaded", False)
+    with pytest.raises(RegistryConflict, match=r"model 'resnet50' from package 'tests' collides with the "
+                                               r"model 'resnet50' of package 'medrobust'"):
+        MODELS.names()
+    assert "skipped" not in capsys.readouterr().err
+    assert MODELS._entries["resnet50"].origin == "medrobust"  # the built-in kept, not replaced

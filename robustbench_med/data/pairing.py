@@ -30,7 +30,7 @@ from pathlib import Path
 
 import torch
 
-from robustbench_med.data.loading import SUBSET_SEED, channel_stats, dataset_spec, load_single, subset
+from robustbench_med.data.single import SUBSET_SEED, channel_stats, dataset_spec, load_single, subset
 from robustbench_med.data.spec import DataInfo, DatasetSpec, LoadedDataset, Split, TaskInfo
 from robustbench_med.data.transforms import augment_4x, paper_augmentation
 from robustbench_med.errors import BadInputError

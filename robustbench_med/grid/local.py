@@ -12,8 +12,8 @@ from __future__ import annotations
 from typing import Any
 
 from robustbench_med.events import Progress, emit
+from robustbench_med.grid.options import GridOutcome, RunOptions
 from robustbench_med.grid.plan import Plan, Target
-from robustbench_med.grid.run import GridOutcome, RunOptions
 from robustbench_med.grid.spec import GridSpec
 from robustbench_med.grid.stages import said_trained, statuses, stored_count, trainings_to_run
 from robustbench_med.grid.unit import run_training

@@ -24,8 +24,8 @@ from typing import Any
 
 from robustbench_med.errors import BadInputError, MedrobustError
 from robustbench_med.events import Progress, emit
+from robustbench_med.grid.options import ExecutorError, GridOutcome, RunOptions
 from robustbench_med.grid.plan import Plan, Target, Unit, cell_of, runner_order
-from robustbench_med.grid.run import ExecutorError, GridOutcome, RunOptions
 from robustbench_med.grid.stages import row_line, said_trained, statuses, stored_count, trainings_to_run
 from robustbench_med.grid.status import TargetStatus, identity_filters
 from robustbench_med.grid.unit import UnitDone, UnitJob, run_training, run_unit

@@ -337,10 +337,7 @@ def _check_option_owners(options: dict[str, dict[str, dict[str, Any]]], models: 
 def _request(model: str, defense: str | None, dataset: str, seed: int, t: dict[str, Any],
              options: dict[str, dict[str, dict[str, Any]]], where: Where) -> Any:
     """The ModelRequest that ``medrobust run`` would build from the same settings."""
-    try:
-        from robustbench_med.model_request import model_request
-    except ImportError:  # a checkout from before model_request left the CLI module
-        from robustbench_med.cli import model_request  # type: ignore[attr-defined,no-redef]
+    from robustbench_med.model_request import model_request
     from robustbench_med.registry import DEFENSES, MODELS
 
     def items(table: str, owner: str | None, registry: Any) -> list[str]:

@@ -1,7 +1,7 @@
 """``medrobust grid``: plan and run a grid file (see :mod:`robustbench_med.grid`).
 
-Registered on the main app by ``cli.py``; thin like it: parse, call the library, print. Every user
-error ends as one line on stderr and exit code 2 (``cli.main``).
+Registered on the main app by ``cli/app.py``; thin like it: parse, call the library, print. Every
+user error ends as one line on stderr and exit code 2 (``cli.app.main``).
 """
 
 from __future__ import annotations
@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+
+from robustbench_med.cli.common import check_folder, out, render_event
 
 grid_app = typer.Typer(no_args_is_help=True, help="Plan and run a grid file (TOML): trainings, then every "
                        "cell, locally or on Ray.")
@@ -24,7 +26,6 @@ DataRoot = Annotated[Path | None, typer.Option(help="Data root (then $MEDROBUST_
 def plan(grid_file: GridFile, results_dir: ResultsDir = Path("medrobust-results")) -> None:
     """Print the grid's dependency graph: trainings, then units by checkpoint, with what the store
     holds and the estimated cost (from stored timings of similar cells; else 'unknown')."""
-    from robustbench_med.cli import check_folder, out
     from robustbench_med.grid.describe import describe
     from robustbench_med.grid.plan import build_plan
     from robustbench_med.grid.spec import load_spec
@@ -52,8 +53,8 @@ def run(grid_file: GridFile,
         results_dir: ResultsDir = Path("medrobust-results"), data_root: DataRoot = None) -> None:
     """Run the grid: trainings first, then every cell; finished cells are never recomputed, so a
     rerun resumes. Prints the plan first, then each cell as it is stored."""
-    from robustbench_med.cli import check_folder, out, render_event
-    from robustbench_med.grid.run import RunOptions, run_grid
+    from robustbench_med.grid.options import RunOptions
+    from robustbench_med.grid.run import run_grid
     from robustbench_med.grid.spec import load_spec
     from robustbench_med.report.leaderboard import write_leaderboard
     from robustbench_med.store import STORE_NAME, ResultStore
