@@ -45,7 +45,7 @@ from robustbench_med.attacks.engine import eval_mode, gaussian_start, linf_attac
 from robustbench_med.data.spec import DataInfo
 from robustbench_med.defenses.base import Defense, register_defense
 from robustbench_med.defenses.contour import contour_augment
-from robustbench_med.defenses.options import BackboneBuilder, defense_factory, parse_options
+from robustbench_med.defenses.options import BackboneBuilder, defense_factory, parse_defense_options
 from robustbench_med.defenses.recipe import PGDSettings, scaled_delay
 from robustbench_med.defenses.surgery import preserved_batchnorm_stats
 from robustbench_med.errors import BadInputError
@@ -191,7 +191,7 @@ class CAPTraining(TrainingStrategy):
 
 
 def strategy(config: Any, defense_options: dict[str, Any]) -> CAPTraining:
-    options = parse_options(CAPOptions, defense_options, NAME)
+    options = parse_defense_options(CAPOptions, defense_options, NAME)
     return CAPTraining(PGDSettings.of(config), options,
                        scaled_delay(WARMUP_FRACTION, config.epochs, options.warmup))
 

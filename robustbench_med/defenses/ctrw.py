@@ -39,7 +39,7 @@ from torch import nn
 
 from robustbench_med.data.spec import DataInfo
 from robustbench_med.defenses.base import Defense, register_defense
-from robustbench_med.defenses.options import BackboneBuilder, defense_factory, parse_options
+from robustbench_med.defenses.options import BackboneBuilder, defense_factory, parse_defense_options
 from robustbench_med.defenses.randomness import RandomDraws
 from robustbench_med.defenses.recipe import draw_attack_draw_update
 from robustbench_med.errors import BadInputError
@@ -106,7 +106,7 @@ def build(build_backbone: BackboneBuilder, info: DataInfo, options: CTRWOptions)
 
 
 def strategy(config: Any, defense_options: dict[str, Any]) -> AdversarialTraining:
-    parse_options(CTRWOptions, defense_options, NAME)
+    parse_defense_options(CTRWOptions, defense_options, NAME)
     return draw_attack_draw_update(NAME, config)
 
 

@@ -37,7 +37,7 @@ from torch import nn
 from robustbench_med.attacks.engine import pgd_examples
 from robustbench_med.data.spec import DataInfo
 from robustbench_med.defenses.base import Defense, register_defense
-from robustbench_med.defenses.options import BackboneBuilder, defense_factory, parse_options
+from robustbench_med.defenses.options import BackboneBuilder, defense_factory, parse_defense_options
 from robustbench_med.defenses.recipe import PGDSettings
 from robustbench_med.defenses.surgery import of_type, replace
 from robustbench_med.errors import BadInputError
@@ -126,7 +126,7 @@ class DualBNTraining(TrainingStrategy):
 
 
 def strategy(config: Any, defense_options: dict[str, Any]) -> DualBNTraining:
-    parse_options(DBNOptions, defense_options, NAME)
+    parse_defense_options(DBNOptions, defense_options, NAME)
     return DualBNTraining(PGDSettings.of(config))
 
 

@@ -43,7 +43,7 @@ from torch import nn
 from robustbench_med.attacks.engine import pgd_examples
 from robustbench_med.data.spec import DataInfo
 from robustbench_med.defenses.base import Defense, register_defense
-from robustbench_med.defenses.options import BackboneBuilder, defense_factory, parse_options
+from robustbench_med.defenses.options import BackboneBuilder, defense_factory, parse_defense_options
 from robustbench_med.defenses.randomness import RandomDraws
 from robustbench_med.defenses.recipe import PGDSettings, predicted_labels, scaled_delay
 from robustbench_med.defenses.surgery import output_shapes, replace, trace_calls
@@ -192,7 +192,7 @@ class L2PTraining(TrainingStrategy):
 
 
 def strategy(config: Any, defense_options: dict[str, Any]) -> L2PTraining:
-    options = parse_options(L2POptions, defense_options, NAME)
+    options = parse_defense_options(L2POptions, defense_options, NAME)
     return L2PTraining(PGDSettings.of(config),
                        scaled_delay(NOISE_DELAY_FRACTION, config.epochs, options.noise_delay),
                        scaled_delay(ADV_DELAY_FRACTION, config.epochs, options.adv_delay),

@@ -28,7 +28,7 @@ O = TypeVar("O")  # noqa: E741 -- the options dataclass
 BackboneBuilder = Callable[[], nn.Module]
 
 
-def parse_options(cls: type[O], options: dict[str, Any], defense: str) -> O:
+def parse_defense_options(cls: type[O], options: dict[str, Any], defense: str) -> O:
     """``cls(**options)`` after checking every name and value type (converting where exact)."""
     known = {f.name: f for f in fields(cls)}  # type: ignore[arg-type]
     hints = typing.get_type_hints(cls)  # resolves the string annotations of PEP 563
@@ -49,7 +49,7 @@ def defense_factory(cls: type[O], defense: str) -> Callable[
     def wrap(fn: Callable[[BackboneBuilder, DataInfo, O], nn.Module]) -> Callable[..., nn.Module]:
         @functools.wraps(fn)
         def build(build_backbone: BackboneBuilder, info: DataInfo, **options: Any) -> nn.Module:
-            return fn(build_backbone, info, parse_options(cls, options, defense))
+            return fn(build_backbone, info, parse_defense_options(cls, options, defense))
 
         positional = inspect.Parameter.POSITIONAL_OR_KEYWORD
         params = [inspect.Parameter("build_backbone", positional),

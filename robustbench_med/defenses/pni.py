@@ -35,7 +35,7 @@ from torch.nn.utils import parametrize
 from robustbench_med.attacks.engine import pgd_examples
 from robustbench_med.data.spec import DataInfo
 from robustbench_med.defenses.base import Defense, register_defense
-from robustbench_med.defenses.options import BackboneBuilder, defense_factory, parse_options
+from robustbench_med.defenses.options import BackboneBuilder, defense_factory, parse_defense_options
 from robustbench_med.defenses.randomness import RandomDraws
 from robustbench_med.defenses.recipe import PGDSettings, predicted_labels, scaled_delay
 from robustbench_med.defenses.surgery import of_type
@@ -130,7 +130,7 @@ class PNITraining(TrainingStrategy):
 
 
 def strategy(config: Any, defense_options: dict[str, Any]) -> PNITraining:
-    options = parse_options(PNIOptions, defense_options, NAME)
+    options = parse_defense_options(PNIOptions, defense_options, NAME)
     return PNITraining(PGDSettings.of(config), scaled_delay(DELAY_FRACTION, config.epochs, options.delay))
 
 
