@@ -366,3 +366,32 @@ def test_sweep_passes_model_and_defense_options_on(capsys, tmp_path):
     code, out, err = run_cli(capsys, *base, "--defense", "pni", "--defense-option", "levels=abc")
     assert code == 2 and "levels" in err and len(err.strip().splitlines()) == 1, err
     assert not (tmp_path / "zoo").exists() or not any((tmp_path / "zoo").rglob("*.pt"))
+
+
+def test_info_counts_the_model_at_its_input_and_invents_no_normalisation(capsys):
+    """``info`` counts what torchvision counts for the same network, and says normalisation is per
+    dataset instead of printing a mean and std that no dataset produced."""
+    from torchvision.models import resnet18
+
+    code, out, err = run_cli(capsys, "info", "resnet18", "--image-size", "32")
+    assert code == 0, err
+    params = sum(p.numel() for p in resnet18(num_classes=2).parameters())
+    assert f"{params / 1e6:.3f}" in out and "32x32x3; classes 2" in out
+    assert "normalisation: per dataset" in " ".join(out.split())
+    code, out, err = run_cli(capsys, "info", "resnet18", "--dataset", "d12", "--image-size", "28")
+    assert code == 0 and "28x28x1; d12 (1 channels)" in out, err
+    code, _, err = run_cli(capsys, "info", "mail_rn18", "--classes", "5,x")
+    assert code == 2 and err.strip() == "error: malformed --classes '5,x' (expected integers, e.g. 5,7)"
+
+
+def test_training_says_how_long_it_will_take_and_how_to_shorten_it(capsys, tmp_path):
+    """Once its first steps are timed, a training run says how long all of it will take (the
+    library's event) and which flags shorten it (the CLI's rendering), once."""
+    code, _out, err = run_cli(capsys, "train", "--model", "resnet18", "--dataset", "d12",
+                              "--image-size", "28", "--epochs", "2", "--n-train", "64", "--n-val", "32",
+                              "--no-augment", "--data-root", str(DATA_ROOT), "--results-dir", str(tmp_path))
+    assert code == 0, err
+    text = " ".join(err.split())
+    assert text.count("training will take about") == 1, err
+    assert "(2 epochs of 2 steps at" in text and "timed on the first 2;" in text
+    assert "to shorten it: fewer epochs (--epochs N), fewer training images (--n-train N)" in text

@@ -21,6 +21,7 @@ from robustbench_med.batchnorm_settle import settle_batchnorm
 from robustbench_med.data.spec import LoadedDataset
 from robustbench_med.device import place_model
 from robustbench_med.events import Progress, emit
+from robustbench_med.training.clock import TrainingClock
 from robustbench_med.training.config import TrainConfig, TrainResult
 from robustbench_med.training.optim import optimizer as make_optimizer
 from robustbench_med.training.optim import scheduler as make_scheduler
@@ -51,6 +52,7 @@ def train_model(model: nn.Module, data: LoadedDataset, config: TrainConfig, devi
     best_epoch, since_best, history = 0, 0, []
     settle_order = torch.randperm(n, generator=torch.Generator().manual_seed(config.seed + 1))
     started = time.perf_counter()
+    clock = TrainingClock(progress, epochs=config.epochs, steps_per_epoch=steps)
     for epoch in range(1, config.epochs + 1):
         model.train()
         strategy.on_epoch_start(model, epoch)
@@ -62,6 +64,7 @@ def train_model(model: nn.Module, data: LoadedDataset, config: TrainConfig, devi
             loss = stepper.step(lambda xb, yb, e=epoch: strategy.batch_loss(model, xb, yb, e), x, y)
             strategy.after_step(model, epoch)
             running += loss.item() * len(idx)
+            clock.step_done()  # after .item(): the step has finished on any device
         if config.bn_settle == "recalibrate":
             settle_batchnorm(model, data.train.x[settle_order], data.train.y[settle_order],
                              lambda m, xb, yb, e=epoch: strategy.batch_loss(m, xb, yb, e),
