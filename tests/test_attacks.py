@@ -123,3 +123,24 @@ def test_transfer_attacks_are_refused_for_paired_datasets():
     names = [r.name for r in parse_attacks("all", paired=True)]
     assert "pgd-10" in names and "square" in names
     assert not {"aa-surrogate", "square-surrogate"} & set(names)
+
+
+def test_square_budget_inside_autoattack_is_a_setting():
+    from torch import nn
+
+    from robustbench_med.attacks.autoattack import build_autoattack
+    from robustbench_med.attacks.spec import AttackContext, AttackSettings
+    from robustbench_med.attacks.transfer import build_aa_surrogate
+    from robustbench_med.evaluation.runner import with_square_queries
+
+    net = nn.Sequential(nn.Flatten(), nn.Linear(4, 3))
+    ctx = AttackContext(device=torch.device("cpu"), n_classes=3, surrogate=lambda: net)
+    default = AttackSettings(eps=4 / 255, preset="standard")
+    small = AttackSettings(eps=4 / 255, preset="standard", square_queries=7)
+    assert build_autoattack("standard")(net, default, ctx).adversary.square.n_queries == 5000
+    assert build_autoattack("standard")(net, small, ctx).adversary.square.n_queries == 7
+    assert "square_queries" not in default.as_record() and small.as_record()["square_queries"] == 7
+    assert build_aa_surrogate(net, small, ctx).adversary.square.n_queries == 7
+    renamed = with_square_queries(parse_attacks("square,square-surrogate,square-90,pgd-10"), 500)
+    assert [r.name for r in renamed] == ["square-500", "square-surrogate-500", "square-90", "pgd-10"]
+    assert with_square_queries(parse_attacks("square"), 5000)[0].name == "square"

@@ -10,6 +10,9 @@ row records what was substituted:
 - 3 classes: APGD-T -> untargeted APGD-DLR; FAB-T with 2 targets;
 - 2 classes: APGD-T dropped (no DLR); FAB-T with the 1 other class.
 
+Square's query budget (AutoAttack's 5,000 by default) is ``AttackSettings.square_queries``: on a
+CPU it is most of AutoAttack's time, so a user can lower it, and the row records it.
+
 ``version="rand"`` is AutoAttack's suite for randomized defenses (APGD-CE and
 APGD-DLR with EOT over 20 draws; APGD-CE only for binary tasks). Its model is
 re-drawn before every forward pass (:class:`~robustbench_med.randomness.FreshDrawPerPass`),
@@ -26,6 +29,7 @@ from pyautoattack import AutoAttack
 from torch import nn
 
 from robustbench_med.attacks.spec import AttackContext, AttackFn, AttackSettings
+from robustbench_med.attacks.square import DEFAULT_QUERIES
 from robustbench_med.randomness import FreshDrawPerPass
 
 STANDARD = ["apgd-ce", "apgd-t", "fab-t", "square"]
@@ -54,7 +58,8 @@ class AutoAttackFn:
     """Callable (x, y) -> x_adv running pyautoattack's suite on one batch."""
 
     def __init__(self, model: nn.Module, eps: float, n_classes: int, version: str,
-                 device: torch.device, seed: int, notes: list[str]) -> None:
+                 device: torch.device, seed: int, notes: list[str],
+                 square_queries: int = DEFAULT_QUERIES) -> None:
         attacks, targets, plan_notes = autoattack_plan(n_classes, version)
         if version == "rand":
             model = FreshDrawPerPass(model)
@@ -68,7 +73,7 @@ class AutoAttackFn:
         self.adversary.apgd_targeted.n_target_classes = targets
         self.adversary.fab.n_target_classes = targets
         self.adversary.fab.n_restarts = 1
-        self.adversary.square.n_queries = 5000
+        self.adversary.square.n_queries = square_queries
         if version == "rand":
             self.adversary.apgd.eot_iter = RAND_EOT_ITER
 
@@ -80,5 +85,5 @@ class AutoAttackFn:
 def build_autoattack(version: str):
     def build(model: nn.Module, settings: AttackSettings, ctx: AttackContext) -> AttackFn:
         return AutoAttackFn(model, settings.eps, ctx.n_classes, version, ctx.device, ctx.seed,
-                            ctx.notes)
+                            ctx.notes, settings.square_queries or DEFAULT_QUERIES)
     return build

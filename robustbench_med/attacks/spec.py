@@ -55,11 +55,14 @@ class AttackSettings:
     alpha: float | None = None
     random_start: bool = False
     eot_iter: int = 1
+    square_queries: int | None = None  # Square's query budget inside a composite attack (AutoAttack)
     extra: dict[str, Any] = field(default_factory=dict)
 
     def as_record(self) -> dict[str, Any]:
         out = {"eps": self.eps, "preset": self.preset, "steps": self.steps, "alpha": self.alpha,
                "random_start": self.random_start, "eot_iter": self.eot_iter}
+        if self.square_queries is not None:
+            out["square_queries"] = self.square_queries
         out.update(self.extra)
         return out
 

@@ -4,11 +4,14 @@ The paper crafts AutoAttack and Square examples on a ResNet101 trained on the
 same data and scores them on the defended model. No library packages this
 protocol; it is a thin composition of our AutoAttack and Square adapters with
 the surrogate the runner trains once and caches in the zoo.
+
+The examples depend on the surrogate, the points, eps and the attack's settings, never on the
+target: the runner crafts them for every test point once and caches them
+(:mod:`robustbench_med.evaluation.transfer_cache`), so each target of a dataset reuses them.
 """
 
 from __future__ import annotations
 
-import torch
 from torch import nn
 
 from robustbench_med.attacks.autoattack import AutoAttackFn
@@ -25,13 +28,8 @@ def _surrogate(ctx: AttackContext) -> nn.Module:
 
 def build_aa_surrogate(model: nn.Module, settings: AttackSettings, ctx: AttackContext) -> AttackFn:
     surrogate = _surrogate(ctx)
-    crafted = AutoAttackFn(surrogate, settings.eps, ctx.n_classes, "standard", ctx.device, ctx.seed,
-                           ctx.notes)
-
-    def run(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return crafted(x, y)
-
-    return run
+    return AutoAttackFn(surrogate, settings.eps, ctx.n_classes, "standard", ctx.device, ctx.seed,
+                        ctx.notes, settings.square_queries or DEFAULT_QUERIES)
 
 
 def build_square_surrogate(model: nn.Module, settings: AttackSettings,

@@ -38,6 +38,7 @@ from robustbench_med.attacks.spec import (
     parse_attack,
     parse_attacks,
 )
+from robustbench_med.attacks.square import DEFAULT_QUERIES
 from robustbench_med.data.spec import DataInfo, Split
 from robustbench_med.device import place_model
 from robustbench_med.errors import MedrobustError
@@ -46,8 +47,10 @@ from robustbench_med.evaluation.masking import LARGE_EPS, CheckResult, run_check
 from robustbench_med.evaluation.metrics import auc, bootstrap_ci
 from robustbench_med.evaluation.report import CellResult, Report
 from robustbench_med.evaluation.scoring import detect_randomness, probabilities, refuse_training_mode
-from robustbench_med.evaluation.subject import Subject
+from robustbench_med.evaluation.subject import Subject, state_sha256
+from robustbench_med.evaluation.transfer_cache import TransferCache, tensor_sha256
 from robustbench_med.events import Progress, emit
+from robustbench_med.grid.estimate import format_seconds, similar_estimate
 from robustbench_med.models.classifier import ModalitiesAsChannels, TaskView
 from robustbench_med.randomness import is_randomized
 from robustbench_med.store import ResultKey, ResultStore, unpack_flags
@@ -57,6 +60,7 @@ EOT_ITER = 20
 CLEAN_TOLERANCE = 0.02  # a deterministic model must reproduce its recorded clean accuracy
 SURROGATE = "resnet101"
 PROBE = ("pgd-20", "standard", LARGE_EPS)  # the large-eps probe behind the masking checks
+SQUARE_INSIDE = ("autoattack", "aa-surrogate")  # attacks that run Square with its own query budget
 
 
 @dataclass(frozen=True)
@@ -72,6 +76,15 @@ class GridSettings:
     checks: bool = True
     subset: str = "test"  # the stored name of the test points ("test", "test[200]")
     surrogate_name: str = SURROGATE  # a non-default surrogate becomes part of a transfer attack's name
+    square_queries: int = DEFAULT_QUERIES  # Square's budget (square, transfer, inside AutoAttack)
+
+
+@dataclass(frozen=True)
+class Series:
+    """One attack x preset x protocol over its eps values: each cell's settings and stored key."""
+
+    request: AttackRequest
+    cells: tuple[tuple[AttackSettings, ResultKey], ...]
 
 
 @dataclass
@@ -113,6 +126,15 @@ def subset_label(n_test: int | None, n: int) -> str:
     return "test" if n_test is None else f"test[{n}]"
 
 
+def with_square_queries(requests: list[AttackRequest], queries: int) -> list[AttackRequest]:
+    """``square`` and ``square-surrogate`` at their default budget take ``queries`` instead (their
+    name then says it, ``square-500``); an explicit ``square-K`` keeps its K."""
+    if queries == DEFAULT_QUERIES:
+        return requests
+    return [AttackRequest(r.spec, queries) if not r.spec.uses_step and r.spec.default_steps
+            == DEFAULT_QUERIES and r.steps == DEFAULT_QUERIES else r for r in requests]
+
+
 def needs_surrogate(attacks: str, paired: bool = False) -> bool:
     """True when ``attacks`` includes a transfer attack (``all`` does, for a single dataset)."""
     return any(r.spec.box == "transfer" for r in parse_attacks(attacks, paired=paired))
@@ -123,7 +145,8 @@ class GridRunner:
 
     def __init__(self, subject: Subject, test: Split, info: DataInfo, settings: GridSettings, *,
                  device: torch.device, store: ResultStore | None = None,
-                 surrogate: nn.Module | None = None, progress: Progress | None = None) -> None:
+                 surrogate: nn.Module | None = None, progress: Progress | None = None,
+                 transfer_cache: TransferCache | None = None) -> None:
         self.subject = subject
         self.test = test
         self.info = info
@@ -132,10 +155,14 @@ class GridRunner:
         self.store = store
         self.surrogate = surrogate
         self.progress = progress
+        self.transfer_cache = transfer_cache or TransferCache.beside(store.path if store else None)
+        self._surrogate_sha: str | None = None
+        self._started = time.perf_counter()
 
     @in_fp32  # clean scoring, attacks and checks: whatever autocast the caller left on
     def run(self) -> Report:
         s, subject = self.settings, self.subject
+        self._started = time.perf_counter()
         parse_attacks(s.attacks)  # fail on a bad name or preset before any scoring
         for preset in s.presets:
             check_preset(preset)
@@ -146,7 +173,8 @@ class GridRunner:
             emit(self.progress, "randomized", "model output changes between identical passes: "
                  "evaluating it as a randomized model (EOT)", level="warning")
         paired = self.info.modalities > 1
-        requests = parse_attacks(s.attacks, randomized=randomized, paired=paired)
+        requests = with_square_queries(parse_attacks(s.attacks, randomized=randomized, paired=paired),
+                                       s.square_queries)
         if self.surrogate is None and any(r.spec.box == "transfer" for r in requests):
             raise MedrobustError("transfer attacks need a surrogate model (pass one; medrobust run "
                                  "trains the paper's ResNet101 before evaluating)")
@@ -173,30 +201,75 @@ class GridRunner:
     def _task_cells(self, tc: TaskContext,
                     requests: list[AttackRequest]) -> tuple[list[CellResult], list[CheckResult]]:
         s = self.settings
-        torch.manual_seed(s.seed)
-        started = time.perf_counter()
-        probs = probabilities(tc.view, tc.x, self.device, draws=tc.draws, batch_size=s.batch_size)
-        clean_flags = (probs.argmax(1) == tc.y).numpy()
-        noise = self._draw_noise(tc, probs) if tc.randomized else None
-        self._check_recorded_accuracy(clean_flags, tc.randomized)
+        planned = self._planned(tc, requests)
         clean_key = self._key(tc.task, "clean", "-", 0.0, "randomized" if tc.randomized else "deterministic")
-        cells = [self._stored(clean_key, "clean") or self._record_cell(
-            clean_key, clean_flags, n_attacked=0, wall_s=time.perf_counter() - started,
-            settings={"draws": tc.draws, "train": self.subject.training, "draw_noise": noise},
-            auc_value=auc(probs.numpy(), tc.y.numpy()))]
+        stored = self.store is not None and all(self.store.has(key) for series in planned
+                                                for _, key in series.cells)
+        clean = self._stored(clean_key, "clean") if stored else None
+        if clean is not None and clean.flags is not None:
+            # Every cell of this task is stored: its clean row says what the clean pass would.
+            clean_flags, noise = clean.flags, clean.settings.get("draw_noise")
+            self._check_recorded_accuracy(clean_flags, tc.randomized)
+            cells = [clean]
+        else:
+            torch.manual_seed(s.seed)
+            started = time.perf_counter()
+            probs = probabilities(tc.view, tc.x, self.device, draws=tc.draws, batch_size=s.batch_size)
+            clean_flags = (probs.argmax(1) == tc.y).numpy()
+            noise = self._draw_noise(tc, probs) if tc.randomized else None
+            self._check_recorded_accuracy(clean_flags, tc.randomized)
+            cells = [self._stored(clean_key, "clean") or self._record_cell(
+                clean_key, clean_flags, n_attacked=0, wall_s=time.perf_counter() - started,
+                settings={"draws": tc.draws, "train": self.subject.training, "draw_noise": noise},
+                auc_value=auc(probs.numpy(), tc.y.numpy()))]
+            self._announce(tc, planned)
         attacked = torch.from_numpy(np.flatnonzero(clean_flags))
-        for request in requests:
-            for preset in request.presets_for(list(s.presets)):
-                for protocol in protocols_for(request, tc.randomized):
-                    cells += self._eps_series(tc, attacked, request, preset, protocol)
-        checks: list[CheckResult] = []
+        for series in planned:
+            cells += self._eps_series(tc, attacked, series)
+        checks = self._run_checks(tc, cells, clean_flags, noise) if s.checks else []
+        return cells, checks
+
+    def _planned(self, tc: TaskContext, requests: list[AttackRequest]) -> list[Series]:
+        """Every attack cell of this task in the order it runs (the masking probe last)."""
+        s = self.settings
+        planned = [self._series(tc, request, preset, protocol)
+                   for request in requests for preset in request.presets_for(list(s.presets))
+                   for protocol in protocols_for(request, tc.randomized)]
         if s.checks:
             probe = parse_attack(PROBE[0])
-            for protocol in protocols_for(probe, tc.randomized)[-1:]:
-                cells += self._eps_series(tc, attacked, probe, PROBE[1], protocol,
-                                          eps_values=(PROBE[2],))
-            checks = self._run_checks(tc, cells, clean_flags, noise)
-        return cells, checks
+            planned += [self._series(tc, probe, PROBE[1], protocol, eps_values=(PROBE[2],))
+                        for protocol in protocols_for(probe, tc.randomized)[-1:]]
+        return planned
+
+    def _announce(self, tc: TaskContext, planned: list[Series]) -> None:
+        """Before attacking: each cell still to compute and its estimated cost, from the store's
+        timings of similar cells (:mod:`robustbench_med.grid.estimate`), or "no estimate"."""
+        todo = [key for series in planned for _, key in series.cells
+                if self.store is None or not self.store.has(key)]
+        if not todo:
+            return
+        sub = self.subject
+        rows = self.store.frame(model=sub.name) if self.store is not None else pd.DataFrame()
+        total, unknown = 0.0, 0
+        lines = []
+        for key in todo:
+            wanted = {"model": sub.name, "defense": sub.defense, "attack": key.attack,
+                      "preset": key.preset, "protocol": key.protocol,
+                      "image_size": int(tc.x.shape[-1])}
+            estimate = similar_estimate(rows, wanted, sub.dataset, len(tc.x))
+            if estimate.seconds is None:
+                unknown += 1
+                lines.append(f"    {_label(key)}: no estimate")
+            else:
+                total += estimate.seconds
+                lines.append(f"    {_label(key)}: ~{format_seconds(estimate.seconds)} "
+                             f"(from {estimate.basis})")
+        summary = (f"  {len(todo)} cell{'s' if len(todo) > 1 else ''} to compute on {tc.task}: "
+                   f"~{format_seconds(total)} estimated"
+                   + (f", {unknown} without an estimate" if unknown else ""))
+        emit(self.progress, "estimate", summary, data={"seconds": total, "unknown": unknown})
+        for line in lines:
+            emit(self.progress, "estimate", line, level="detail")
 
     def _draw_noise(self, tc: TaskContext, probs: torch.Tensor) -> float:
         """How often a second, independent scoring of the same clean points changes a prediction:
@@ -206,28 +279,40 @@ class GridRunner:
         return float((again.argmax(1) != probs.argmax(1)).float().mean())
 
     def _attack_name(self, request: AttackRequest) -> str:
-        """The stored name; a non-default surrogate is part of it, so cells never mix."""
-        if request.spec.box == "transfer" and self.settings.surrogate_name != SURROGATE:
-            return f"{request.name}[{self.settings.surrogate_name}]"
-        return request.name
+        """The stored name; a non-default surrogate or Square budget inside AutoAttack is part of
+        it (``aa-surrogate[resnet18]``, ``autoattack[square-500]``), so cells never mix."""
+        s, name = self.settings, request.name
+        if request.spec.box == "transfer" and s.surrogate_name != SURROGATE:
+            name += f"[{s.surrogate_name}]"
+        if request.spec.name in SQUARE_INSIDE and s.square_queries != DEFAULT_QUERIES:
+            name += f"[square-{s.square_queries}]"
+        return name
 
-    def _eps_series(self, tc: TaskContext, attacked: torch.Tensor, request: AttackRequest,
-                    preset: str, protocol: str,
-                    eps_values: tuple[float, ...] | None = None) -> list[CellResult]:
+    def _series(self, tc: TaskContext, request: AttackRequest, preset: str, protocol: str,
+                eps_values: tuple[float, ...] | None = None) -> Series:
         """One attack over eps ascending. The balls are nested, so for a deterministic model a
         point broken at a smaller eps stays broken: only the survivors are attacked again."""
-        cells = []
         eps_list = sorted(eps_values or self.settings.eps or (request.spec.settings(preset, None, None).eps,))
-        targets, previous = attacked, None
+        cells, previous = [], None
         for eps in eps_list:
             settings = cell_settings(request, preset, eps, protocol)
+            if request.spec.name in SQUARE_INSIDE:
+                settings = dataclasses.replace(settings, square_queries=self.settings.square_queries)
             if not tc.randomized and previous is not None:
                 settings = dataclasses.replace(settings, extra={**settings.extra, "nested_from": previous})
-            key = self._key(tc.task, self._attack_name(request), preset, settings.eps, protocol)
-            cell, flags = self._attack_cell(tc, key, targets, request, settings)
+            cells.append((settings, self._key(tc.task, self._attack_name(request), preset,
+                                              settings.eps, protocol)))
+            previous = settings.eps
+        return Series(request, tuple(cells))
+
+    def _eps_series(self, tc: TaskContext, attacked: torch.Tensor, series: Series) -> list[CellResult]:
+        cells = []
+        targets = attacked
+        for settings, key in series.cells:
+            cell, flags = self._attack_cell(tc, key, targets, series.request, settings)
             cells.append(cell)
             if not tc.randomized:
-                targets, previous = torch.from_numpy(np.flatnonzero(flags)), settings.eps
+                targets = torch.from_numpy(np.flatnonzero(flags))
         return cells
 
     def _run_checks(self, tc: TaskContext, cells: list[CellResult],
@@ -264,12 +349,14 @@ class GridRunner:
 
     def _attack_cell(self, tc: TaskContext, key: ResultKey, attacked: torch.Tensor,
                      request: AttackRequest, settings: AttackSettings) -> tuple[CellResult, np.ndarray]:
-        label = f"{key.attack} ({key.preset}, eps {format_eps(key.eps)}, {key.protocol})"
+        label = _label(key)
         cached = self._stored(key, label)
         if cached is not None:
             assert cached.flags is not None
             return cached, cached.flags
         s = self.settings
+        emit(self.progress, "cell-start", f"  {label}: attacking {len(attacked)} points "
+             f"({format_seconds(self._elapsed())} into the run)", level="detail", data=key)
         torch.manual_seed(s.seed)
         # A paired model is attacked as its official code does: every input at once, with the
         # sum of the task losses (our loop); library attacks see one task's logits.
@@ -288,14 +375,23 @@ class GridRunner:
         refuse_training_mode(target)
         attack = request.spec.build(target, settings, ctx)
         x_att, y_att, label_att = tc.x[attacked], tc.y[attacked], labels[attacked]
+        transfer = request.spec.box == "transfer"
 
         def run(part: slice) -> torch.Tensor:
             xb = x_att[part].to(self.device)
             if packed:
-                return target.unpack(attack(target.pack(xb), label_att[part].to(self.device))).detach()
-            return attack(xb, label_att[part].to(self.device)).detach()
+                out = target.unpack(attack(target.pack(xb), label_att[part].to(self.device))).detach()
+            else:
+                out = attack(xb, label_att[part].to(self.device)).detach()
+            self._batch_done(label, part, len(x_att), started)
+            return out
 
-        x_adv = map_batches(run, len(attacked), s.batch_size) if len(attacked) else x_att
+        cache_status = None
+        if transfer and len(attacked):
+            x_adv, cache_status = self._transfer_examples(tc, key, settings, attack, label, started)
+            x_adv = x_adv[attacked]
+        else:
+            x_adv = map_batches(run, len(attacked), s.batch_size) if len(attacked) else x_att
         check_threat_model(x_adv, x_att, settings.eps, key.attack)
         flags = np.zeros(len(tc.x), dtype=bool)
         if len(attacked):
@@ -305,12 +401,55 @@ class GridRunner:
         wall = time.perf_counter() - started
         record = settings.as_record() | {"draws": tc.draws, "library": request.spec.library,
                                          "box": request.spec.box}
+        if cache_status is not None:
+            record["transfer_cache"] = cache_status
         if paired:
             record["perturbation"] = ("joint: all inputs, sum of task losses" if joint
                                       else "all inputs, this task's loss")
         cell = self._record_cell(key, flags, n_attacked=len(attacked), wall_s=wall,
                                  settings=record, notes="; ".join(ctx.notes), label=label)
         return cell, flags
+
+    def _transfer_examples(self, tc: TaskContext, key: ResultKey, settings: AttackSettings,
+                           attack: Any, label: str, started: float) -> tuple[torch.Tensor, str]:
+        """A transfer attack's examples for *every* test point (on the CPU), from the transfer cache
+        or crafted now on the surrogate: they do not depend on the target, so each target of the
+        dataset indexes its own clean-correct points and all of them share one entry."""
+        s = self.settings
+        if self._surrogate_sha is None:
+            assert self.surrogate is not None
+            self._surrogate_sha = state_sha256(self.surrogate)
+        cache_key = {"surrogate_sha256": self._surrogate_sha, "attack": key.attack,
+                     "settings": {k: v for k, v in settings.as_record().items() if k != "nested_from"},
+                     "dataset": self.subject.dataset, "task": key.task,
+                     "image_size": int(tc.x.shape[-1]), "points": tensor_sha256(tc.x),
+                     "labels": tensor_sha256(tc.y), "seed": s.seed, "batch_size": s.batch_size,
+                     "device": self.device.type, "versions": library_versions()}
+
+        def craft() -> torch.Tensor:
+            torch.manual_seed(s.seed)
+
+            def part_of(part: slice) -> torch.Tensor:
+                out = attack(tc.x[part].to(self.device), tc.y[part].to(self.device)).detach().cpu()
+                self._batch_done(f"{label} on the surrogate", part, len(tc.x), started)
+                return out
+
+            return map_batches(part_of, len(tc.x), s.batch_size)
+
+        x_adv, status = self.transfer_cache.examples(cache_key, craft)
+        if status == "hit":
+            emit(self.progress, "transfer-cache", f"  {label}: surrogate examples reused from "
+                 f"{self.transfer_cache.folder}", level="detail")
+        return x_adv, status
+
+    def _elapsed(self) -> float:
+        return time.perf_counter() - self._started
+
+    def _batch_done(self, label: str, part: slice, total: int, started: float) -> None:
+        """Where a long cell's time goes as it goes: one event per finished batch."""
+        if part.stop < total or part.start > 0:
+            emit(self.progress, "batch", f"    {label}: {part.stop}/{total} points in "
+                 f"{format_seconds(time.perf_counter() - started)}", level="detail")
 
     def _stored(self, key: ResultKey, label: str) -> CellResult | None:
         """The stored result of a finished cell, or None when it still has to run."""
@@ -340,8 +479,13 @@ class GridRunner:
                           device=str(self.device))
         label = label or f"{key.attack} ({key.protocol})"
         emit(self.progress, "cell", f"  {label}: {accuracy:.2%} (95% CI {lo:.2%}-{hi:.2%}, n={len(flags)}"
-             f"{f', AUC {auc_value:.3f}' if auc_value is not None else ''}, {wall_s:.1f} s)", data=cell)
+             f"{f', AUC {auc_value:.3f}' if auc_value is not None else ''}, {wall_s:.1f} s; "
+             f"{format_seconds(self._elapsed())} into the run)", data=cell)
         return cell
+
+
+def _label(key: ResultKey) -> str:
+    return f"{key.attack} ({key.preset}, eps {format_eps(key.eps)}, {key.protocol})"
 
 
 def _json(text: str | None) -> dict[str, Any]:

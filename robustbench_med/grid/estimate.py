@@ -31,17 +31,24 @@ class Estimate:
 
 def cell_estimate(rows: pd.DataFrame, target: Target, cell: Cell, n_points: int | None) -> Estimate:
     """The expected wall time of ``cell`` of ``target`` over ``n_points`` test points."""
-    if rows.empty or "wall_s" not in rows:
-        return Estimate(None)
     r = target.request
     wanted = {"model": r.model, "defense": r.defense or "", "attack": cell.attack, "preset": cell.preset,
               "protocol": cell.protocol, "image_size": r.image_size}
+    return similar_estimate(rows, wanted, r.dataset, n_points)
+
+
+def similar_estimate(rows: pd.DataFrame, wanted: dict[str, object], dataset: str,
+                     n_points: int | None) -> Estimate:
+    """The expected wall time over ``n_points`` of a cell whose ``MATCH`` columns are ``wanted``
+    (rows of ``dataset`` preferred); shared by ``grid plan`` and ``medrobust run``."""
+    if rows.empty or "wall_s" not in rows:
+        return Estimate(None)
     similar = rows
     for column in MATCH:
         similar = similar[similar[column] == wanted[column]]
     similar = similar[similar["wall_s"].notna() & (similar["n"] > 0)]
-    same_data = similar[similar["dataset"] == r.dataset]
-    pool, where = (same_data, r.dataset) if len(same_data) else (similar, "other datasets")
+    same_data = similar[similar["dataset"] == dataset]
+    pool, where = (same_data, dataset) if len(same_data) else (similar, "other datasets")
     if pool.empty:
         return Estimate(None)
     per_point = statistics.median((pool["wall_s"] / pool["n"]).tolist())
