@@ -1,13 +1,14 @@
 """The measurements behind ``benchmarks/gpu_check.sh``; each subcommand prints ``key: value`` lines.
 
 - ``pgd``: PGD-100 images/s at 128 px (early stop off: every image takes all 100 steps) on
-  ResNet18 and MAIL-RN18 (untrained, D12's shape: 1 channel, 2 classes), and the ratio of a
-  PGD-100 batch to 100 x one forward+backward of the same batch (target <= 1.05). CUDA timings
-  synchronise before reading the clock.
+  ResNet18 and MAIL-RN18 (untrained, D12's shape: 1 channel, 2 classes), placed as medrobust
+  places them (:func:`robustbench_med.device.place_model`: channels-last on CUDA), and the ratio
+  of a PGD-100 batch to 100 x one forward+backward of the same batch (target <= 1.05); then
+  what channels-last buys: one forward+backward in contiguous memory over one in channels-last.
+  CUDA timings synchronise before reading the clock.
 - ``train-epoch``: one training epoch of MAIL-RN18 at 128 px on D12 through the benchmark's own
   ``train_model`` (batch 32, no augmentation; the time includes the epoch's validation pass),
-  in images/s; ``--precision bf16`` asks the training code for bf16 autocast and says so when
-  ``TrainConfig`` has no such option (nothing is patched around it).
+  in images/s; ``--precision bf16`` trains with ``TrainConfig(amp="bf16")`` (bf16 autocast).
 
 ``GPU_CHECK_DRY_RUN=1`` runs everything on the CPU at toy sizes: a check of this script, not a
 measurement.
@@ -16,7 +17,6 @@ measurement.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import os
 import statistics
 import time
@@ -26,7 +26,6 @@ import torch
 import torch.nn.functional as F
 
 DRY = os.environ.get("GPU_CHECK_DRY_RUN") == "1"
-PRECISION_FIELDS = ("precision", "amp", "autocast", "mixed_precision")  # what a bf16 option may be named
 
 
 def device() -> torch.device:
@@ -56,6 +55,7 @@ def median_seconds(fn: Callable[[], object], dev: torch.device, repeats: int) ->
 
 def pgd(args: argparse.Namespace) -> None:
     from robustbench_med.data.spec import DataInfo, TaskInfo
+    from robustbench_med.device import place_model
     from robustbench_med.models.builder import build_model
 
     dev, size = device(), 32 if DRY else args.image_size
@@ -65,11 +65,26 @@ def pgd(args: argparse.Namespace) -> None:
     x = torch.rand(batch, 1, size, size, device=dev)
     y = torch.randint(0, 2, (batch,), device=dev)
     for name in args.models:
-        model = build_model(name, info, seed=0).to(dev).eval()
+        model = place_model(build_model(name, info, seed=0), dev).eval()
         one, full = pgd_seconds(model, x, y, steps, dev)
         print(f"pgd-{steps} {name}: {batch / full:.1f} images/s at {size} px, batch {batch}; "
               f"ratio to {steps} x fwd+bwd {full / (steps * one):.3f} (fwd+bwd {one * 1000:.2f} ms)",
               flush=True)
+        plain, last = (median_seconds(forward_backward(
+            place_model(build_model(name, info, seed=0), dev, channels_last=layout).eval(), x, y), dev,
+            2 if DRY else 10)
+            for layout in (False, True))
+        print(f"channels-last {name}: fwd+bwd contiguous / channels-last = {plain / last:.2f} "
+              f"({plain * 1000:.2f} / {last * 1000:.2f} ms, fp32, {size} px, batch {batch}; "
+              "medrobust uses channels-last on CUDA)", flush=True)
+
+
+def forward_backward(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> Callable[[], None]:
+    """One forward+backward to the inputs, as an attack step computes it."""
+    def run() -> None:
+        xr = x.detach().requires_grad_(True)
+        torch.autograd.grad(F.cross_entropy(model(xr), y), xr)
+    return run
 
 
 def pgd_seconds(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, steps: int,
@@ -78,13 +93,10 @@ def pgd_seconds(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, steps:
     from robustbench_med.attacks.iterative import IterativeLinf
     from robustbench_med.attacks.spec import PAPER_EPS, PAPER_STEP
 
-    def forward_backward() -> None:
-        xr = x.detach().requires_grad_(True)
-        torch.autograd.grad(F.cross_entropy(model(xr), y), xr)
-
     attack = IterativeLinf(model, eps=PAPER_EPS, alpha=PAPER_STEP, steps=steps, random_start=True,
                            early_stop=False)
-    return median_seconds(forward_backward, dev, 10), median_seconds(lambda: attack(x, y), dev, 3)
+    return (median_seconds(forward_backward(model, x, y), dev, 10),
+            median_seconds(lambda: attack(x, y), dev, 3))
 
 
 def train_epoch(args: argparse.Namespace) -> None:
@@ -94,40 +106,22 @@ def train_epoch(args: argparse.Namespace) -> None:
     from robustbench_med.training.loop import train_model
     from robustbench_med.training.strategies import default_strategy
 
-    fields = {f.name for f in dataclasses.fields(TrainConfig)}
-    option = next((f for f in PRECISION_FIELDS if f in fields), None)
-    if args.precision == "bf16" and option is None:
-        print(f"train-epoch {args.model} bf16: not supported (TrainConfig has no "
-              f"{'/'.join(PRECISION_FIELDS)} option in robustbench_med/training.py); not measured",
-              flush=True)
-        return
     dev, size = device(), 32 if DRY else args.image_size
     data = load_dataset("d12", data_root=args.data_root, image_size=size, augment=False,
                         n_train=64 if DRY else None, n_val=32 if DRY else None, n_test=32 if DRY else None)
-    settings = {"recipe": "paper", "epochs": 1, "batch_size": 32}
-    if args.precision == "bf16":
-        settings[option] = _bf16_value(TrainConfig, option, settings)
-    config = TrainConfig(**settings)
+    config = TrainConfig(recipe="paper", epochs=1, batch_size=32,
+                         amp="bf16" if args.precision == "bf16" else "off")
     model = build_model(args.model, data.info, seed=0)
     sync(dev)
     start = time.perf_counter()
-    train_model(model, data, config, dev, strategy=default_strategy(config))
+    result = train_model(model, data, config, dev, strategy=default_strategy(config))
     sync(dev)
     seconds = time.perf_counter() - start
-    used = f" ({option}={settings[option]!r})" if args.precision == "bf16" else ""
-    print(f"train-epoch {args.model} {args.precision}{used}: {len(data.train) / seconds:.1f} images/s "
-          f"({len(data.train)} images at {size} px, batch 32, {seconds:.1f} s incl. validation)", flush=True)
-
-
-def _bf16_value(config_type: type, option: str, settings: dict) -> object:
-    """The value of ``option`` that asks for bf16: the first of these that TrainConfig accepts."""
-    for value in ("bf16", "bfloat16", True):
-        try:
-            config_type(**settings, **{option: value})
-        except Exception:  # any refusal: try the next spelling
-            continue
-        return value
-    raise SystemExit(f"gpu_check: TrainConfig.{option} accepts none of 'bf16', 'bfloat16', True")
+    backoff = result.history[0].get("micro_batch")
+    note = f"; out of memory: micro-batches of {backoff}" if backoff else ""
+    print(f"train-epoch {args.model} {args.precision} (amp={config.amp}): "
+          f"{len(data.train) / seconds:.1f} images/s ({len(data.train)} images at {size} px, batch 32, "
+          f"{seconds:.1f} s incl. validation{note})", flush=True)
 
 
 def main() -> None:
@@ -143,7 +137,7 @@ def main() -> None:
     t.add_argument("--precision", choices=("fp32", "bf16"), default="fp32")
     t.add_argument("--data-root", default=os.environ.get("MEDROBUST_DATA"))
     args = parser.parse_args()
-    torch.backends.cudnn.benchmark = True
+    torch.backends.cudnn.benchmark = True  # as robustbench_med.device.prepare_device does on CUDA
     {"pgd": pgd, "train-epoch": train_epoch}[args.command](args)
 
 

@@ -7,8 +7,9 @@
 # 1. the device name (nvidia-smi and torch);
 # 2. the GPU-marked tests (pytest -m gpu);
 # 3. PGD-100 images/s at 128 px on ResNet18 and MAIL-RN18, and the ratio to 100 x forward+backward;
+#    what channels-last memory buys on each (forward+backward, contiguous over channels-last);
 # 4. one training epoch of MAIL-RN18 at 128 px on D12 (PneumoniaMNIST), fp32 and bf16 autocast
-#    (bf16 only if training.py offers it: the script says so otherwise; it patches nothing);
+#    (TrainConfig(amp="bf16"), what `medrobust train --amp bf16` runs);
 # 5. with the time left: MAIL-RN18 trained at 128 px on D12 for as many epochs as fit (recipe medmnist,
 #    batch 128), PGD-10 under both presets into OUT_DIR/results, published to OUT_DIR/published.
 #
@@ -65,7 +66,7 @@ for precision in fp32 bf16; do
 done
 
 # 5. with the time left: train for as many epochs as fit, then PGD-10 under both presets, then publish
-EPOCH_RATE=$(printf '%s\n' "${SUMMARY[@]}" | sed -n 's/^train-epoch mail_rn18 fp32: \([0-9.]*\) images\/s.*/\1/p' | head -1)
+EPOCH_RATE=$(printf '%s\n' "${SUMMARY[@]}" | sed -n 's/^train-epoch mail_rn18 fp32[^:]*: \([0-9.]*\) images\/s.*/\1/p' | head -1)
 RESERVE=120  # evaluation, publishing and loading the data
 if [[ -n $EPOCH_RATE ]]; then
   EPOCHS=$(python -c "import math; r=float('$EPOCH_RATE'); print(max(0, math.floor(($(left) - $RESERVE) / (1.3 * 4708 / r))))")

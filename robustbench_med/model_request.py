@@ -57,7 +57,7 @@ def model_request(model: str | None, dataset: str | None, *, defense: str | None
                   epochs: int, batch_size: int, recipe: str, augment: bool, n_train: int | None,
                   n_val: int | None, seed: int, model_option: list[str] | None,
                   defense_option: list[str] | None, adversarial: bool, adv_eps: str,
-                  adv_steps: int, adv_step: str, bn_settle: str = "recalibrate") -> Any:
+                  adv_steps: int, adv_step: str, bn_settle: str = "recalibrate", amp: str = "off") -> Any:
     """The checked ModelRequest for these settings: names resolved to their canonical form, a pair
     ``d12+d14`` to dataset ids, eps read from ``4/255`` or ``0.0157``, options checked."""
     from robustbench_med.attacks.eps import parse_eps
@@ -77,7 +77,7 @@ def model_request(model: str | None, dataset: str | None, *, defense: str | None
     model_options, defense_options = checked_options(model, defense, model_option, defense_option)
     train = TrainConfig(recipe=recipe, epochs=epochs, batch_size=batch_size, seed=seed,
                         adversarial=adversarial, adv_eps=parse_eps(adv_eps),
-                        adv_step=parse_eps(adv_step), adv_steps=adv_steps, bn_settle=bn_settle)
+                        adv_step=parse_eps(adv_step), adv_steps=adv_steps, bn_settle=bn_settle, amp=amp)
     return ModelRequest(model=model, dataset=dataset, image_size=image_size, train=train,
                         defense=defense, model_options=model_options, defense_options=defense_options,
                         augment=augment, n_train=n_train, n_val=n_val)

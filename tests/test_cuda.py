@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from robustbench_med.cli import main
 from robustbench_med.data import load_dataset
 from robustbench_med.device import place_model, resolve_device, wants_channels_last
 from robustbench_med.errors import BadInputError
@@ -128,6 +129,18 @@ def test_bf16_training_learns_and_is_recorded(bf16_resnet, d12_small):
     sidecar = json.loads(bf16_resnet.path.with_suffix(".json").read_text())
     assert sidecar["config"]["train"]["amp"] == "bf16"
     assert all(p.dtype == torch.float32 for p in bf16_resnet.model.parameters())  # fp32 master weights
+
+
+def test_cli_amp_reaches_the_checkpoint(capsys, tmp_path, data_root):
+    """``medrobust train --amp bf16`` trains with it and records it; a bad value is one line, exit 2."""
+    args = ["train", "--model", "resnet18", "--dataset", "d12", "--results-dir", str(tmp_path),
+            "--image-size", "28", "--epochs", "1", "--n-train", "64", "--n-val", "32", "--no-augment",
+            "--data-root", str(data_root), "--quiet"]
+    assert main([*args, "--amp", "fp16"]) == 2
+    assert capsys.readouterr().err.strip() == "error: unknown mixed precision 'fp16' (allowed: off, bf16)"
+    assert main([*args, "--amp", "bf16"]) == 0, capsys.readouterr().err
+    (sidecar,) = (tmp_path / "zoo").rglob("*.json")
+    assert json.loads(sidecar.read_text())["config"]["train"]["amp"] == "bf16"
 
 
 def test_training_steps_run_in_bf16_and_its_attacks_in_fp32(d12_small):

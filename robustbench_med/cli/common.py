@@ -44,6 +44,7 @@ AdvEps = Annotated[str, typer.Option(help="Adversarial-training eps (4/255 or 0.
 AdvSteps = Annotated[int, typer.Option(help="Adversarial-training PGD steps.")]
 AdvStep = Annotated[str, typer.Option(help="Adversarial-training PGD step size.")]
 BnSettle = Annotated[str, typer.Option(help="BatchNorm statistics before each validation pass: recalibrate (re-estimated on 512 training images through the training loss) or none.")]
+Amp = Annotated[str, typer.Option(help="Mixed precision in training: off, or bf16 (autocast; fp32 weights; attacks stay fp32; recorded in the checkpoint).")]
 Quiet = Annotated[bool, typer.Option("--quiet", help="No progress bars.")]
 Surrogate = Annotated[str, typer.Option(help="Surrogate model of the transfer attacks (paper: resnet101).")]
 Checks = Annotated[bool, typer.Option("--checks/--no-checks", help="Run the large-eps probe and the gradient-masking checks.")]

@@ -14,6 +14,7 @@ from robustbench_med.cli.common import (
     Adversarial,
     AdvStep,
     AdvSteps,
+    Amp,
     AttackBatch,
     Augment,
     BatchSize,
@@ -57,7 +58,7 @@ def run(model: Model = None, dataset: Dataset = None, defense: Defense = None,
         attack_batch_size: AttackBatch = 128, draws: Draws = 10,
         model_option: Options = None, defense_option: DefenseOptions = None,
         adversarial: Adversarial = False, adv_eps: AdvEps = "4/255", adv_steps: AdvSteps = 10,
-        adv_step: AdvStep = "1/255", bn_settle: BnSettle = "recalibrate", surrogate: Surrogate = "resnet101", checks: Checks = True,
+        adv_step: AdvStep = "1/255", bn_settle: BnSettle = "recalibrate", amp: Amp = "off", surrogate: Surrogate = "resnet101", checks: Checks = True,
         quiet: Quiet = False) -> None:
     """Attack a model (training it first if the zoo has none) and store one row per cell."""
     from robustbench_med.attacks.eps import parse_eps_list
@@ -73,7 +74,8 @@ def run(model: Model = None, dataset: Dataset = None, defense: Defense = None,
                             batch_size=batch_size, recipe=recipe, augment=augment, n_train=n_train,
                             n_val=n_val, seed=seed, model_option=model_option,
                             defense_option=defense_option, adversarial=adversarial,
-                            adv_eps=adv_eps, adv_steps=adv_steps, adv_step=adv_step, bn_settle=bn_settle)
+                            adv_eps=adv_eps, adv_steps=adv_steps, adv_step=adv_step, bn_settle=bn_settle,
+                            amp=amp)
     run_and_report(request, attacks=attacks, presets=preset, eps=tuple(parse_eps_list(eps)) if eps else (),
                    n_test=n_test, data_root=data_root, download=download, results_dir=results_dir,
                    checkpoint=checkpoint, device=device, attack_batch_size=attack_batch_size,

@@ -10,6 +10,7 @@ from robustbench_med.cli.common import (
     Adversarial,
     AdvStep,
     AdvSteps,
+    Amp,
     Augment,
     BatchSize,
     BnSettle,
@@ -44,7 +45,7 @@ def train(model: Model = None, dataset: Dataset = None, defense: Defense = None,
           results_dir: ResultsDir = DEFAULT_RESULTS, device: Device = None,
           model_option: Options = None, defense_option: DefenseOptions = None,
           adversarial: Adversarial = False, adv_eps: AdvEps = "4/255", adv_steps: AdvSteps = 10,
-          adv_step: AdvStep = "1/255", bn_settle: BnSettle = "recalibrate", quiet: Quiet = False) -> None:
+          adv_step: AdvStep = "1/255", bn_settle: BnSettle = "recalibrate", amp: Amp = "off", quiet: Quiet = False) -> None:
     """Train a model (the paper's recipe by default) and store it in the zoo."""
     from robustbench_med.data.loading import load_dataset
     from robustbench_med.device import resolve_device
@@ -58,7 +59,8 @@ def train(model: Model = None, dataset: Dataset = None, defense: Defense = None,
                             batch_size=batch_size, recipe=recipe, augment=augment, n_train=n_train,
                             n_val=n_val, seed=seed, model_option=model_option,
                             defense_option=defense_option, adversarial=adversarial,
-                            adv_eps=adv_eps, adv_steps=adv_steps, adv_step=adv_step, bn_settle=bn_settle)
+                            adv_eps=adv_eps, adv_steps=adv_steps, adv_step=adv_step, bn_settle=bn_settle,
+                            amp=amp)
     dev = resolve_device(device)
     data = load_dataset(request.dataset, data_root=data_root, image_size=image_size,
                         augment=augment, n_train=n_train, n_val=n_val, download=download)
