@@ -42,6 +42,14 @@ def is_randomized(model: nn.Module) -> bool:
     return any(_declares_randomness(m) for m in model.modules())
 
 
+def draws_per_sample(model: nn.Module) -> bool:
+    """True when ``model`` is randomized and every module that draws declares
+    ``noise_per_sample = True``: a fresh, independent draw for every sample on every forward
+    pass, so K copies of a batch in one pass are K independent draws (batched EOT)."""
+    drawing = [m for m in model.modules() if _declares_randomness(m)]
+    return bool(drawing) and all(getattr(m, "noise_per_sample", False) for m in drawing)
+
+
 @torch.no_grad()
 def resample(model: nn.Module) -> int:
     """Re-draw every held draw anywhere in ``model``; returns how many modules re-drew."""

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from robustbench_med.attacks.autoattack import AutoAttackFn
-from robustbench_med.attacks.iterative import IterativeLinf
+from robustbench_med.attacks.engine import eot_gradient
 from robustbench_med.evaluation.scoring import probabilities
 from robustbench_med.models.builder import build_model
 from robustbench_med.models.classifier import ModalitiesAsChannels, TaskView
@@ -83,11 +84,10 @@ def test_scoring_and_eot_redraw_through_the_runners_stack(model, defense, pair, 
     assert log.distinct() >= 2, "five scoring draws saw one network"
 
     log.outputs.clear()
-    attack = IterativeLinf(stack, eps=4 / 255, alpha=1 / 255, steps=1, eot_iter=4, early_stop=False)
-    grad_eot, _ = attack._gradient(x, y)
+    grad_eot, _ = eot_gradient(stack, x, y, F.cross_entropy, 4, stack)  # as IterativeLinf's EOT-4
+    log.outputs = [part for out in log.outputs for part in out.split(len(x))]  # batched EOT: 4 copies
     assert log.distinct() == 4, "EOT-4 averaged fewer than four networks"
-    single_draw = IterativeLinf(stack, eps=4 / 255, alpha=1 / 255, steps=1, eot_iter=1, early_stop=False)
-    grad_one, _ = single_draw._gradient(x, y)
+    grad_one, _ = eot_gradient(stack, x, y, F.cross_entropy, 1, stack)
     assert not torch.allclose(grad_eot, 4 * grad_one, rtol=1e-4, atol=1e-8)
 
 

@@ -12,6 +12,11 @@ x <- clip_{x0, eps}(x + step * sign(g)), g the gradient of a pluggable loss
   deterministic models;
 - EOT: the gradient summed over ``eot`` fresh draws of a randomized model
   (every held draw re-drawn before each, :func:`robustbench_med.randomness.resample`).
+  When every random module of the model draws afresh per sample on every pass
+  (:func:`robustbench_med.randomness.draws_per_sample`: Robust-MAIL's
+  modulated noise and dropout), the ``eot`` draws are one forward/backward of
+  the batch repeated ``eot`` times; a draw shared by the batch (PNI's weight
+  noise, Learn2Perturb's maps) or held between passes (RPF, CTRW) keeps the loop.
 
 Random numbers are drawn in one fixed order (the start, then per step the EOT
 re-draws and the forward passes), so a seeded run gives the same examples
@@ -31,7 +36,7 @@ from torch import nn
 
 from robustbench_med.attacks.fp32 import in_fp32
 from robustbench_med.models.losses import multitask_loss
-from robustbench_med.randomness import resample
+from robustbench_med.randomness import draws_per_sample, resample
 
 Loss = Callable[[Any, torch.Tensor], torch.Tensor]
 Start = Literal["uniform", "clean"] | torch.Tensor
@@ -58,10 +63,35 @@ def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
         model.train(was_training)
 
 
-def _gradient(forward: Callable[[torch.Tensor], Any], x: torch.Tensor, y: torch.Tensor, loss: Loss,
-              eot: int, redraw: nn.Module | None,
-              on_pass: Callable[[int], None] | None) -> tuple[torch.Tensor, Any]:
-    """(gradient summed over ``eot`` draws, output of the last draw)."""
+def _batched_gradient(forward: Callable[[torch.Tensor], Any], x: torch.Tensor, y: torch.Tensor,
+                      loss: Loss, eot: int,
+                      on_pass: Callable[[int], None] | None) -> tuple[torch.Tensor, Any]:
+    """(gradient summed over ``eot`` draws, output of the last copy): one pass over ``eot``
+    stacked copies of ``x``.
+
+    The loss is averaged over all copies, so it is scaled by ``eot`` to give the sum over draws
+    of per-draw batch means, as the loop computes."""
+    x_req = x.detach().repeat(eot, *[1] * (x.ndim - 1)).requires_grad_(True)
+    y_rep = y.repeat(eot, *[1] * (y.ndim - 1))
+    output = forward(x_req)
+    grad = torch.autograd.grad(loss(output, y_rep) * eot, x_req)[0]
+    if on_pass is not None:
+        on_pass(len(x_req))
+    last = output[-len(x):] if isinstance(output, torch.Tensor) else None
+    return grad.view(eot, *x.shape).sum(0), last
+
+
+def eot_gradient(forward: Callable[[torch.Tensor], Any], x: torch.Tensor, y: torch.Tensor, loss: Loss,
+                 eot: int, redraw: nn.Module | None, on_pass: Callable[[int], None] | None = None,
+                 batched: bool | None = None) -> tuple[torch.Tensor, Any]:
+    """(gradient of ``loss`` at ``x`` summed over ``eot`` draws, output of the last draw).
+
+    ``batched`` None: one pass over stacked copies when ``redraw`` draws per sample, else a
+    loop that re-draws ``redraw`` before each draw; the loss must average over the batch."""
+    if batched is None:
+        batched = eot > 1 and redraw is not None and draws_per_sample(redraw)
+    if batched:
+        return _batched_gradient(forward, x, y, loss, eot, on_pass)
     grad = torch.zeros_like(x)
     output: Any = None
     for _ in range(eot):
@@ -86,7 +116,7 @@ def linf_attack(forward: Callable[[torch.Tensor], Any], x0: torch.Tensor, y: tor
     ``redraw`` is the model re-drawn before each EOT draw (``eot > 1``);
     ``on_pass`` hears the batch size of every forward+backward pass (the cost
     benchmark counts them). Early stop needs ``forward`` to return one logits
-    tensor whose argmax is compared with ``y``.
+    tensor whose argmax (of the last draw) is compared with ``y``.
     """
     x0 = x0.detach()
     if isinstance(start, torch.Tensor):
@@ -105,7 +135,7 @@ def linf_attack(forward: Callable[[torch.Tensor], Any], x0: torch.Tensor, y: tor
     for _ in range(steps):
         if len(active) == 0:
             break
-        grad, output = _gradient(forward, adv[active], y[active], loss, eot, redraw, on_pass)
+        grad, output = eot_gradient(forward, adv[active], y[active], loss, eot, redraw, on_pass)
         if early_stop:
             fooled = output.detach().argmax(1) != y[active]
             if fooled.any():

@@ -42,6 +42,7 @@ class ModulatedNoise(nn.Module):
     """Draws eta' = eta * (delta + eta * delta) shaped like its input, delta on the channel axis."""
 
     randomized = True
+    noise_per_sample = True  # eta is drawn per element of a batched input, on every pass
 
     def __init__(self, channels: int, *, std: float = NOISE_STD, channelwise: bool = True,
                  learnable: bool = True) -> None:
@@ -84,6 +85,7 @@ class AlwaysOnDropout(nn.Dropout):
     """Dropout that stays active in eval mode, as the notebook's ``Dropout(0.25)(x, training=True)``."""
 
     randomized = True
+    noise_per_sample = True  # a fresh mask per element on every pass
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return nn.functional.dropout(x, self.p, training=True, inplace=self.inplace)
