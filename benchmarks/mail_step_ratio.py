@@ -12,8 +12,11 @@ far more often -- two threads on a busy 2-core machine measured 4.6x, one
 thread 1.38x. ``--threads 0`` keeps torch's default (use it on a dedicated
 machine).
 
+``--model`` takes a comma-separated list (``mail_rn18,robust_mail``): every
+model is timed in the same interleaved rounds and gets its own ratio.
+
 Usage: python benchmarks/mail_step_ratio.py [--image-size 128] [--batch 16] [--repeats 5]
-       [--model mail_rn18] [--baseline resnet18] [--threads 1]
+       [--model mail_rn18[,robust_mail]] [--baseline resnet18] [--threads 1]
 """
 
 from __future__ import annotations
@@ -54,7 +57,7 @@ def main() -> None:
     parser.add_argument("--image-size", type=int, default=128)
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--model", default="mail_rn18")
+    parser.add_argument("--model", default="mail_rn18", help="comma-separated models to time")
     parser.add_argument("--baseline", default="resnet18")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (0: torch's default)")
     args = parser.parse_args()
@@ -64,7 +67,8 @@ def main() -> None:
     torch.manual_seed(0)
     x = torch.rand(args.batch, 3, args.image_size, args.image_size)
     y = torch.randint(0, 2, (args.batch,))
-    steps = {name: step_fn(build_model(name, info, seed=0), x, y) for name in (args.model, args.baseline)}
+    models = [name for name in args.model.split(",") if name]
+    steps = {name: step_fn(build_model(name, info, seed=0), x, y) for name in (*models, args.baseline)}
     for step in steps.values():  # warm-up: allocator, oneDNN primitives
         step()
         step()
@@ -75,9 +79,10 @@ def main() -> None:
     medians = {name: statistics.median(ts) for name, ts in times.items()}
     for name, median in medians.items():
         print(f"{name:>12}: {median * 1000:8.1f} ms/step (median of {args.repeats})")
-    ratio = medians[args.model] / medians[args.baseline]
-    print(f"ratio {args.model}/{args.baseline} = {ratio:.2f} (target <= 1.5), "
-          f"batch {args.batch}, {args.image_size}x{args.image_size}, threads {torch.get_num_threads()}")
+    for name in models:
+        ratio = medians[name] / medians[args.baseline]
+        print(f"ratio {name}/{args.baseline} = {ratio:.2f} (target <= 1.5), batch {args.batch}, "
+              f"{args.image_size}x{args.image_size}, threads {torch.get_num_threads()}")
 
 
 if __name__ == "__main__":

@@ -31,5 +31,9 @@ class ChannelDCT(nn.Module):
         self.register_buffer("matrix", dct_matrix(channels), persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        flat = x.flatten(-2)  # (..., C, HW)
-        return torch.matmul(self.matrix, flat).view_as(x)
+        # one (N*HW, C) x (C, C) product; matmul(matrix, x) would copy the matrix once per sample
+        c, h, w = x.shape[-3:]
+        rows = x.reshape(-1, c, h * w).transpose(1, 2).reshape(-1, c)  # (N*HW, C)
+        y = nn.functional.linear(rows, self.matrix)
+        # contiguous, as before: randn_like keeps strides, so MAN's noise would land elsewhere
+        return y.view(-1, h * w, c).transpose(1, 2).contiguous().view(x.shape)
