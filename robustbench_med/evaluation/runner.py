@@ -43,6 +43,7 @@ from robustbench_med.data.spec import DataInfo, Split
 from robustbench_med.device import place_model
 from robustbench_med.errors import MedrobustError
 from robustbench_med.evaluation.batching import map_batches
+from robustbench_med.evaluation.estimate import format_seconds, similar_estimate
 from robustbench_med.evaluation.masking import LARGE_EPS, CheckResult, run_checks
 from robustbench_med.evaluation.metrics import auc, bootstrap_ci
 from robustbench_med.evaluation.report import CellResult, Report
@@ -50,7 +51,6 @@ from robustbench_med.evaluation.scoring import detect_randomness, probabilities,
 from robustbench_med.evaluation.subject import Subject, state_sha256
 from robustbench_med.evaluation.transfer_cache import TransferCache, tensor_sha256
 from robustbench_med.events import Progress, emit
-from robustbench_med.grid.estimate import format_seconds, similar_estimate
 from robustbench_med.models.classifier import ModalitiesAsChannels, TaskView
 from robustbench_med.randomness import is_randomized
 from robustbench_med.store import ResultKey, ResultStore, unpack_flags
@@ -243,7 +243,7 @@ class GridRunner:
 
     def _announce(self, tc: TaskContext, planned: list[Series]) -> None:
         """Before attacking: each cell still to compute and its estimated cost, from the store's
-        timings of similar cells (:mod:`robustbench_med.grid.estimate`), or "no estimate"."""
+        timings of similar cells (:mod:`robustbench_med.evaluation.estimate`), or "no estimate"."""
         todo = [key for series in planned for _, key in series.cells
                 if self.store is None or not self.store.has(key)]
         if not todo:

@@ -6,7 +6,8 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from robustbench_med.grid.estimate import Estimate, cell_estimate, format_seconds, training_estimate
+from robustbench_med.evaluation.estimate import Estimate, format_seconds
+from robustbench_med.grid.estimate import cell_estimate, training_estimate
 from robustbench_med.grid.plan import Plan, Target, clean_cells, unit_cells
 from robustbench_med.grid.status import TargetStatus, target_status
 
