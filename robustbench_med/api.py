@@ -20,6 +20,7 @@ from torch import nn
 
 from robustbench_med import catalog
 from robustbench_med.attacks.spec import check_preset, parse_attacks
+from robustbench_med.attacks.square import DEFAULT_QUERIES
 from robustbench_med.data.loading import load_dataset as _load_dataset
 from robustbench_med.data.spec import DataInfo, LoadedDataset
 from robustbench_med.device import resolve_device
@@ -32,6 +33,7 @@ from robustbench_med.models.builder import build_model
 from robustbench_med.models.zoo import Checkpoint
 from robustbench_med.models.zoo import load_checkpoint as _load_checkpoint
 from robustbench_med.store import ResultStore
+from robustbench_med.stored_names import check_square_queries
 from robustbench_med.training.config import TrainConfig, TrainResult
 from robustbench_med.training.loop import train_model
 
@@ -47,7 +49,7 @@ def evaluate(model: nn.Module | Checkpoint, data: Any, attacks: str | Sequence[s
              n_test: int | None = None, device: str | None = None, seed: int = 0, checks: bool = True,
              name: str | None = None, clean_accuracy: float | None = None, image_size: int | None = None,
              data_root: str | Path | None = None, surrogate: nn.Module | Checkpoint | None = None,
-             batch_size: int = 128) -> Report:
+             batch_size: int = 128, square_queries: int = DEFAULT_QUERIES) -> Report:
     """Attack ``model`` (images in [0, 1] -> logits, or a tuple of task logits) on ``data`` (a dataset
     name such as ``"d12"``, a loaded dataset, or ``(x, y)`` tensors) with ``attacks`` (names, as a
     list or a comma string) under ``presets`` at ``eps`` (default: the preset's 4/255).
@@ -58,12 +60,16 @@ def evaluate(model: nn.Module | Checkpoint, data: Any, attacks: str | Sequence[s
     writes, keyed by ``name`` (default: the class name) and the content hash of the weights;
     without it nothing is written. ``progress`` receives :class:`Event` s (``progress=print`` shows
     them). The model is put in eval mode and moved to ``device``. Transfer attacks need ``surrogate``.
+    ``square_queries`` is Square's query budget (``square``, ``square-surrogate``, and Square inside
+    ``autoattack`` and ``aa-surrogate``); another than AutoAttack's 5000 is part of the stored name
+    (``square-500``, ``autoattack[square-500]``).
     """
     attack_names = as_names(attacks, "attack")
     parse_attacks(attack_names)  # a bad name fails before any data is read
     preset_names = tuple(p.strip() for p in as_names(presets, "preset").split(",") if p.strip())
     for preset in preset_names:
         check_preset(preset)
+    check_square_queries(square_queries)
     eps_values = as_eps(eps)
     dev = resolve_device(device)
     net = model.model if isinstance(model, Checkpoint) else model
@@ -85,7 +91,7 @@ def evaluate(model: nn.Module | Checkpoint, data: Any, attacks: str | Sequence[s
                           else type(surrogate).__name__.lower())
     settings = GridSettings(attacks=attack_names, presets=preset_names, eps=eps_values, draws=draws,
                             batch_size=batch_size, seed=seed, checks=checks, subset=points.subset,
-                            surrogate_name=surrogate_name)
+                            surrogate_name=surrogate_name, square_queries=square_queries)
     report = GridRunner(subject, points.test, points.info, settings, device=dev, store=as_store(store),
                         surrogate=surrogate_net, progress=progress).run()
     if isinstance(model, Checkpoint):

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from robustbench_med.attacks.spec import check_preset, parse_attacks
+from robustbench_med.attacks.square import DEFAULT_QUERIES
 from robustbench_med.data.loading import load_dataset
 from robustbench_med.device import resolve_device
 from robustbench_med.evaluation.report import Report
@@ -26,6 +27,7 @@ from robustbench_med.evaluation.subject import from_checkpoint
 from robustbench_med.events import Progress
 from robustbench_med.models.zoo import Zoo
 from robustbench_med.store import DEFAULT_RESULTS_DIR, STORE_NAME, ResultStore
+from robustbench_med.stored_names import check_square_queries
 from robustbench_med.workflow import ModelRequest, obtain_model, obtain_surrogate
 
 
@@ -49,6 +51,7 @@ class RunConfig:
     progress: bool = True  # training's progress bars
     surrogate: str = SURROGATE
     checks: bool = True
+    square_queries: int = DEFAULT_QUERIES  # Square's budget (square, transfer, inside AutoAttack)
 
 
 def benchmark(cfg: RunConfig, events: Progress | None = None) -> Report:
@@ -58,6 +61,7 @@ def benchmark(cfg: RunConfig, events: Progress | None = None) -> Report:
     parse_attacks(cfg.attacks)  # fail on a bad name or preset before any data or training
     for preset in cfg.presets:
         check_preset(preset)
+    check_square_queries(cfg.square_queries)
     r = cfg.request
     device = resolve_device(cfg.device)
     zoo = Zoo(Path(cfg.results_dir) / "zoo")
@@ -69,7 +73,8 @@ def benchmark(cfg: RunConfig, events: Progress | None = None) -> Report:
         surrogate = obtain_surrogate(r, data, zoo, device, cfg.surrogate, events, progress=cfg.progress)
     settings = GridSettings(attacks=cfg.attacks, presets=tuple(cfg.presets), eps=tuple(cfg.eps),
                             draws=cfg.draws, batch_size=cfg.batch_size, seed=cfg.seed, checks=cfg.checks,
-                            subset=subset_label(cfg.n_test, len(data.test)), surrogate_name=cfg.surrogate)
+                            subset=subset_label(cfg.n_test, len(data.test)), surrogate_name=cfg.surrogate,
+                            square_queries=cfg.square_queries)
     report = GridRunner(from_checkpoint(ckpt), data.test, data.info, settings, device=device, store=store,
                         surrogate=surrogate, progress=events).run()
     report.checkpoint = ckpt

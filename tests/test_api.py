@@ -122,3 +122,14 @@ def test_the_readme_example_runs_as_written(data_root, tmp_path, monkeypatch):
     exec(compile(blocks[0], "README.md", "exec"), namespace)
     report = namespace["report"]
     assert report.cell("clean").n == 40 and report.cell("pgd-10").accuracy <= report.cell("clean").accuracy
+
+
+@pytest.mark.parametrize(("queries", "message"), [
+    (0, "square_queries must be between 1 and 10000, got 0"),
+    (-3, "square_queries must be between 1 and 10000, got -3"),
+    (2.5, "square_queries must be an integer number of queries, got 2.5"),
+    (True, "square_queries must be an integer number of queries, got True"),
+])
+def test_a_bad_square_budget_is_refused_before_any_data(queries, message):
+    with pytest.raises(BadInputError, match=re.escape(message)):
+        rm.evaluate(torch.nn.Identity(), "no-such-data", "square", square_queries=queries)

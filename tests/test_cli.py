@@ -81,6 +81,28 @@ def test_run_trains_when_there_is_no_checkpoint(capsys, tmp_path):
     assert len(store_rows(tmp_path)) == 2
 
 
+def test_square_queries_name_the_cell_and_are_recorded(capsys, tmp_path):
+    """``--square-queries 20`` on a model trained 1 epoch on 200 real images: the Square row is
+    stored as square-20 and its settings say 20 queries; the budget is refused in sweep too."""
+    import json
+
+    code, _out, err = run_cli(capsys, "run", "--model", "resnet18", "--dataset", "d12",
+                              "--n-test", "40", "--results-dir", str(tmp_path),
+                              *cli_args("--attacks", "square", "--square-queries", "20",
+                                        "--preset", "standard", "--epochs", "1", "--n-train", "200",
+                                        "--no-checks"))
+    assert code == 0, err
+    rows = store_rows(tmp_path)
+    assert sorted(rows.attack) == ["clean", "square-20"]
+    square = rows[rows.attack == "square-20"].iloc[0]
+    assert json.loads(square.settings)["steps"] == 20
+    assert square.n_attacked == round(rows[rows.attack == "clean"].iloc[0].accuracy * 40)
+    code, _out, err = run_cli(capsys, "sweep", "--model", "resnet18", "--dataset", "d12",
+                              "--attack", "square", "--results-dir", str(tmp_path),
+                              *cli_args("--square-queries", "0"))
+    assert_one_line_error(code, err, "--square-queries must be between 1 and 10000, got 0")
+
+
 def attack_cells_written(store: Path) -> int:
     """Attack rows in the store: 0 while the file or its table does not exist yet, or while the
     writer holds the lock (the next poll reads it)."""
@@ -159,6 +181,9 @@ BAD_RUNS = [
      "defense pni option delay must be an int or null, got 'abc'"),
     (["--defense", "pni", "--defense-option", "alpha_init=-1"], "PNI alpha_init must be >= 0"),
     (["--defense-option", "delay=3"], "--defense-option needs --defense"),
+    (["--square-queries", "0"], "--square-queries must be between 1 and 10000, got 0"),
+    (["--square-queries", "-5"], "--square-queries must be between 1 and 10000, got -5"),
+    (["--square-queries", "2.5"], "Invalid value for '--square-queries'"),
 ]
 
 

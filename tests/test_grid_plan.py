@@ -54,6 +54,14 @@ BAD = [
      "[model_options.mobilenetv2] names no model of the grid (the grid's: resnet18)"),
     ({}, "[model_options.resnet18]\nstme = \"cifar\"\n", "has no option stme"),
     ({"evaluation": 'device = "gpu"'}, "", "unknown device in [evaluation]: gpu"),
+    ({"evaluation": "square_queries = 0"}, "", "[evaluation] square_queries must be at least 1, got 0"),
+    ({"evaluation": "square_queries = -20"}, "", "[evaluation] square_queries must be at least 1, got -20"),
+    ({"evaluation": "square_queries = 2.5"}, "", "[evaluation] square_queries must be an integer"),
+    ({"evaluation": 'square_queries = "500"'}, "", "[evaluation] square_queries must be an integer"),
+    ({"evaluation": "square_queries = 20000"}, "",
+     "[evaluation] square_queries must be at most 10000, got 20000"),
+    ({}, "[[block]]\n[block.evaluation]\nsquare_queries = 0\n",
+     "[block.evaluation] of block 1 square_queries must be at least 1, got 0"),
     ({}, "models = [\n", "is not valid TOML"),
     # several blocks: [[block]] tables, each with its own product, budget and attacks per preset
     ({}, '[[block]]\nname = "b"\nmodles = ["resnet18"]\n',
@@ -223,3 +231,53 @@ def test_blocks_share_checkpoints_and_keep_attacks_per_preset_in_order(capsys, t
     assert [(c.attack, c.preset, round(c.eps * 255)) for c, _ in order] == [
         ("clean", "-", 0), ("pgd-10", "paper", 4), ("mim-10", "paper", 4), ("pgd-20", "standard", 76),
         ("pgd-20", "standard", 4), ("bim-10", "paper", 4)]
+
+
+def test_plan_names_cells_by_the_square_budget_as_the_runner_stores_them(capsys, tmp_path):
+    """square_queries = 500: Square's unit is square-500 and AutoAttack's cells autoattack[square-500]
+    (the runner's names), so rows stored under those names count as stored; rows of the default
+    budget (square, autoattack) belong to other cells and are not counted."""
+    from robustbench_med.grid.plan import build_plan, unit_cells
+    from robustbench_med.grid.spec import load_spec
+    from robustbench_med.store import ResultKey, ResultStore
+    from robustbench_med.versions import code_version
+
+    grid = write(tmp_path, grid=G + 'attacks = ["square", "autoattack"]\npresets = ["standard"]',
+                 evaluation="n_test = 20\nsquare_queries = 500\nchecks = false")
+    results = tmp_path / "r"
+    training = build_plan(load_spec(grid), results / "zoo").trainings[0]
+    training.path.parent.mkdir(parents=True)
+    training.path.write_bytes(b"weights")
+    training.path.with_suffix(".json").write_text('{"sha256": "abc", "metrics": {"n_test": 20}}')
+    store = ResultStore(results / "results.sqlite")
+    for attack in ("clean", "square-500", "autoattack"):  # autoattack: the default budget's cell
+        key = ResultKey("resnet18", "", "d12", "d12", attack, "-" if attack == "clean" else "standard",
+                        0.0 if attack == "clean" else 4 / 255, "deterministic", 0, "test[20]", "abc",
+                        code_version())
+        store.put(key, flags=np.ones(20, bool), n=20, accuracy=1.0, image_size=28, wall_s=1.0)
+    code, out, err = run_cli(capsys, "grid", "plan", str(grid), "--results-dir", str(results))
+    assert code == 0, err
+    units = [line.split() for line in out.splitlines() if line.strip().startswith("C1.")]
+    assert [u[1] for u in units] == ["square-500", "autoattack"]
+    assert units[0][-1] == "stored" and units[1][-1] != "stored"
+    assert "3 cells (2 stored, 1 to compute)" in out
+    plan = build_plan(load_spec(grid), results / "zoo")
+    target = plan.targets[0]
+    assert [c.attack for u in target.units for c in unit_cells(target, u, False)] == [
+        "square-500", "autoattack[square-500]"]
+
+
+def test_ray_units_share_the_results_folders_transfer_cache(tmp_path):
+    """A unit runs against a scratch store, so its transfer cache cannot be the scratch store's
+    (it would always miss): every task is told the results folder's, the one ``medrobust run`` and
+    the local executor use beside the results store."""
+    from robustbench_med.evaluation.transfer_cache import TransferCache
+    from robustbench_med.grid.options import RunOptions
+    from robustbench_med.grid.spec import load_spec
+    from robustbench_med.store import STORE_NAME
+
+    results = tmp_path / "r"
+    where = RunOptions(results_dir=results, executor="ray").where(load_spec(write(tmp_path)))
+    assert where.transfer_cache is not None
+    assert Path(where.transfer_cache) == TransferCache.beside(results.resolve() / STORE_NAME).folder
+    assert Path(where.transfer_cache).is_absolute()  # workers run elsewhere

@@ -38,8 +38,10 @@ from robustbench_med.cli.common import (
     Recipe,
     ResultsDir,
     Seed,
+    SquareQueries,
     Surrogate,
     check_folder,
+    check_square_queries,
     out,
     render_event,
 )
@@ -59,12 +61,13 @@ def run(model: Model = None, dataset: Dataset = None, defense: Defense = None,
         model_option: Options = None, defense_option: DefenseOptions = None,
         adversarial: Adversarial = False, adv_eps: AdvEps = "4/255", adv_steps: AdvSteps = 10,
         adv_step: AdvStep = "1/255", bn_settle: BnSettle = "recalibrate", amp: Amp = "off", surrogate: Surrogate = "resnet101", checks: Checks = True,
-        quiet: Quiet = False) -> None:
+        square_queries: SquareQueries = 5000, quiet: Quiet = False) -> None:
     """Attack a model (training it first if the zoo has none) and store one row per cell."""
     from robustbench_med.attacks.eps import parse_eps_list
     from robustbench_med.model_request import model_request
     from robustbench_med.models.zoo import load_checkpoint
 
+    check_square_queries(square_queries)
     if checkpoint is not None:
         loaded = load_checkpoint(checkpoint)
         model = model or loaded.config.model
@@ -79,13 +82,15 @@ def run(model: Model = None, dataset: Dataset = None, defense: Defense = None,
     run_and_report(request, attacks=attacks, presets=preset, eps=tuple(parse_eps_list(eps)) if eps else (),
                    n_test=n_test, data_root=data_root, download=download, results_dir=results_dir,
                    checkpoint=checkpoint, device=device, attack_batch_size=attack_batch_size,
-                   draws=draws, seed=seed, quiet=quiet, surrogate=surrogate, checks=checks)
+                   draws=draws, seed=seed, quiet=quiet, surrogate=surrogate, checks=checks,
+                   square_queries=square_queries)
 
 
 def run_and_report(request: Any, *, attacks: str, presets: str, eps: tuple[float, ...],
                    n_test: int | None, data_root: Path | None, download: bool, results_dir: Path,
                    checkpoint: Path | None, device: str | None, attack_batch_size: int, draws: int,
-                   seed: int, quiet: bool, surrogate: str, checks: bool) -> Any:
+                   seed: int, quiet: bool, surrogate: str, checks: bool,
+                   square_queries: int = 5000) -> Any:
     """Run one model's grid, print its table, and refresh the leaderboard files of the store."""
     from robustbench_med.attacks.spec import PRESETS
     from robustbench_med.model_request import check_count
@@ -96,6 +101,7 @@ def run_and_report(request: Any, *, attacks: str, presets: str, eps: tuple[float
 
     check_folder("--results-dir", results_dir, inner="zoo")
     check_count("--n-test", n_test)
+    check_square_queries(square_queries)
     preset_names = tuple(p.strip() for p in presets.split(",") if p.strip())
     if not preset_names:
         raise BadInputError(f"--preset '{presets}' names no preset (allowed: {', '.join(PRESETS)}; "
@@ -107,7 +113,8 @@ def run_and_report(request: Any, *, attacks: str, presets: str, eps: tuple[float
     cfg = RunConfig(request=request, attacks=attacks, presets=preset_names, eps=eps,
                     n_test=n_test, data_root=data_root, download=download, results_dir=results_dir,
                     checkpoint=checkpoint, device=device, batch_size=attack_batch_size, draws=draws,
-                    seed=seed, progress=not quiet, surrogate=MODELS.resolve(surrogate), checks=checks)
+                    seed=seed, progress=not quiet, surrogate=MODELS.resolve(surrogate), checks=checks,
+                    square_queries=square_queries)
     report = benchmark(cfg, render_event)
     out.print(cells_table(report))
     paths = write_leaderboard(ResultStore(report.store_path), results_dir)

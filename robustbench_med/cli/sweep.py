@@ -33,7 +33,9 @@ from robustbench_med.cli.common import (
     Recipe,
     ResultsDir,
     Seed,
+    SquareQueries,
     Surrogate,
+    check_square_queries,
     out,
 )
 from robustbench_med.cli.run import run_and_report
@@ -53,18 +55,21 @@ def sweep(model: Annotated[str, typer.Option("--model", "-m", help="Model, or a 
           adversarial: Adversarial = False, adv_eps: AdvEps = "4/255", adv_steps: AdvSteps = 10,
           adv_step: AdvStep = "1/255", bn_settle: BnSettle = "recalibrate", model_option: Options = None,
           defense_option: DefenseOptions = None, surrogate: Surrogate = "resnet101", checks: Checks = True,
-          quiet: Quiet = False) -> None:
+          square_queries: SquareQueries = 5000, quiet: Quiet = False) -> None:
     """Accuracy against eps for one attack (eps ascending; survivors only), stored and plotted.
 
     Model and defense options apply to every model and defense of the sweep (each one checks them)."""
     from robustbench_med.attacks.eps import parse_eps_list
     from robustbench_med.attacks.spec import parse_attack
     from robustbench_med.model_request import model_request
+    from robustbench_med.registry import MODELS
     from robustbench_med.report.leaderboard import long_frame
     from robustbench_med.report.plots import plot_sweep
     from robustbench_med.report.sweep import sweep_rows
     from robustbench_med.store import ResultStore
+    from robustbench_med.stored_names import stored_attack_name
 
+    check_square_queries(square_queries)
     eps_values = tuple(parse_eps_list(eps))
     request_attack = parse_attack(attack)
     defenses = [d.strip() for d in (defense or "none").split(",") if d.strip()]
@@ -82,9 +87,10 @@ def sweep(model: Annotated[str, typer.Option("--model", "-m", help="Model, or a 
                 request, attacks=request_attack.name, presets=preset, eps=eps_values, n_test=n_test,
                 data_root=data_root, download=download, results_dir=results_dir, checkpoint=None,
                 device=device, attack_batch_size=attack_batch_size, draws=draws, seed=seed,
-                quiet=quiet, surrogate=surrogate, checks=checks))
+                quiet=quiet, surrogate=surrogate, checks=checks, square_queries=square_queries))
     frame = sweep_rows(long_frame(ResultStore(reports[0].store_path)),
                        {r.checkpoint.sha256 for r in reports}, eps_values)
+    stored = stored_attack_name(request_attack, MODELS.resolve(surrogate), square_queries)
     for task in sorted({c.key.task for r in reports for c in r.cells}):
-        for path in plot_sweep(frame, task, request_attack.name, preset, results_dir / "plots"):
+        for path in plot_sweep(frame, task, stored, preset, results_dir / "plots"):
             out.print(f"plot {path}")

@@ -28,7 +28,8 @@ def run_configs(target: Target, options: RunOptions, spec: GridSpec) -> list[Any
     return [RunConfig(request=request, attacks=attacks, presets=presets, eps=ev.eps, n_test=ev.n_test,
                       data_root=where.data_root, download=spec.download, results_dir=options.results_dir,
                       device=spec.device, batch_size=ev.attack_batch_size, draws=ev.draws,
-                      seed=request.train.seed, progress=False, surrogate=ev.surrogate, checks=ev.checks)
+                      seed=request.train.seed, progress=False, surrogate=ev.surrogate, checks=ev.checks,
+                      square_queries=ev.square_queries)
             for attacks, presets in ev.groups]
 
 

@@ -63,12 +63,15 @@ class RunOptions:
         return (Path(self.results_dir) / "zoo").resolve()
 
     def where(self, spec: GridSpec) -> Any:
-        """Where every task finds the zoo and the data (absolute paths: workers run elsewhere)."""
+        """Where every task finds the zoo, the data and the transfer cache (absolute paths: workers
+        run elsewhere)."""
+        from robustbench_med.evaluation.transfer_cache import FOLDER
         from robustbench_med.grid.unit import Where
 
         root = self.data_root if self.data_root is not None else os.environ.get("MEDROBUST_DATA")
         return Where(zoo=str(self.zoo), data_root=str(Path(root).resolve()) if root else None,
-                     download=spec.download, device=spec.device, threads=self.cpus_per_task)
+                     download=spec.download, device=spec.device, threads=self.cpus_per_task,
+                     transfer_cache=str((Path(self.results_dir) / FOLDER).resolve()))
 
 
 @dataclass

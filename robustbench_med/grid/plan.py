@@ -193,9 +193,11 @@ def _units(target: Target) -> list[Unit]:
 def group_units(target: Target, group: tuple[str, tuple[str, ...]]) -> list[tuple[str, str]]:
     """(attack, preset) of one attack group, as ``medrobust run --attacks A --preset P`` runs them."""
     from robustbench_med.attacks.spec import parse_attacks
+    from robustbench_med.stored_names import budgeted
 
     attacks, presets = group
     requests = parse_attacks(attacks, randomized=target.randomized, paired="+" in target.request.dataset)
+    requests = [budgeted(request, target.evaluation.square_queries) for request in requests]
     return [(request.name, preset) for request in requests for preset in request.presets_for(list(presets))]
 
 
@@ -226,17 +228,16 @@ def declared(request: Any) -> tuple[bool, tuple[str, ...]]:
 def unit_cells(target: Target, unit: Unit, randomized: bool) -> list[Cell]:
     """The rows ``unit`` stores for ``target`` (its clean rows not included)."""
     from robustbench_med.attacks.spec import parse_attack
-    from robustbench_med.evaluation.runner import PROBE, SURROGATE, protocols_for
+    from robustbench_med.evaluation.runner import PROBE, protocols_for
+    from robustbench_med.stored_names import stored_attack_name
 
     if unit.is_checks:
         probe = parse_attack(PROBE[0])
         return [Cell(task, probe.name, PROBE[1], round(PROBE[2], 10), protocol) for task in target.tasks
                 for protocol in protocols_for(probe, randomized)[-1:]]
     request = parse_attack(unit.attack)
-    name = request.name
-    surrogate = target.evaluation.surrogate
-    if request.spec.box == "transfer" and surrogate != SURROGATE:
-        name = f"{name}[{surrogate}]"  # as the runner stores it
+    ev = target.evaluation
+    name = stored_attack_name(request, ev.surrogate, ev.square_queries)  # as the runner stores it
     eps_list = target.evaluation.eps or (request.spec.settings(unit.preset, None, None).eps,)
     return [Cell(task, name, unit.preset, round(eps, 10), protocol) for task in target.tasks
             for protocol in protocols_for(request, randomized) for eps in sorted(eps_list)]

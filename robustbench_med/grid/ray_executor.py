@@ -136,7 +136,7 @@ class _Driver:
         attacks, presets = ev.groups[-1] if unit.is_checks else (unit.attack, (unit.preset,))
         settings = GridSettings(attacks=attacks, presets=presets, eps=ev.eps, draws=ev.draws,
                                 batch_size=ev.attack_batch_size, seed=r.train.seed, checks=unit.is_checks,
-                                surrogate_name=ev.surrogate)
+                                surrogate_name=ev.surrogate, square_queries=ev.square_queries)
         transfer = unit.is_checks or parse_attack(unit.attack).spec.box == "transfer"
         status: TargetStatus = self.state[target.id]
         sha = status.sha or self._identity(target)

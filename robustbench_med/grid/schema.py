@@ -55,12 +55,15 @@ SCHEMA: dict[str, dict[str, tuple[tuple[Any, ...], Any, str]]] = {
         "checks": ((_BOOL,), True, "the large-eps probe and the gradient-masking checks"),
         "attack_batch_size": ((_INT,), 128, "batch size for attacks"),
         "surrogate": ((_STR,), "resnet101", "surrogate model of the transfer attacks"),
+        "square_queries": ((_INT,), 5000, "Square's query budget (square, square-surrogate, inside "
+                           "autoattack and aa-surrogate); another than 5000 names the cells"),
         "device": ((_STR,), "auto", "auto, cpu or cuda"),
         "download": ((_BOOL,), False, "download a missing MedMNIST file"),
     },
 }
 POSITIVE = {"epochs", "image_size", "batch_size", "n_train", "n_val", "adv_steps", "n_test", "draws",
-            "attack_batch_size"}
+            "attack_batch_size", "square_queries"}
+AT_MOST = {"square_queries": 10000}  # square-K names hold K up to 10000
 OPTION_TABLES = ("model_options", "defense_options")
 BLOCK = "block"
 # A [[block]] holds the [grid] keys (but its own name), tables [block.training],
@@ -115,6 +118,8 @@ def section(table: Any, name: str, place: str, where: Where, *,
         if key in POSITIVE and value < 1:
             where.fail(f"{place} {key} must be at least 1, got {value}"
                        + (" (leave it out to use every image)" if key.startswith("n_") else ""))
+        if key in AT_MOST and value > AT_MOST[key]:
+            where.fail(f"{place} {key} must be at most {AT_MOST[key]}, got {value}")
         out[key] = list(value) if isinstance(value, list) else value
     return out
 

@@ -99,6 +99,7 @@ class Evaluation:
     checks: bool
     attack_batch_size: int
     surrogate: str
+    square_queries: int = 5000  # Square's budget (square, transfer, inside AutoAttack)
 
     @property
     def attacks(self) -> str:
@@ -230,7 +231,8 @@ def _entries(label: str, g: dict[str, Any], t: dict[str, Any], e: dict[str, Any]
     surrogate = _resolve_all("surrogate", [e["surrogate"]], label, where,
                              key=f"{'[evaluation]' if label == '[grid]' else label} surrogate")[0]
     evaluation = Evaluation(groups=groups, eps=eps, n_test=e["n_test"], draws=e["draws"], checks=e["checks"],
-                            attack_batch_size=e["attack_batch_size"], surrogate=surrogate)
+                            attack_batch_size=e["attack_batch_size"], surrogate=surrogate,
+                            square_queries=e["square_queries"])
     return [Entry(label, request, evaluation) for request in requests]
 
 
@@ -240,7 +242,7 @@ def _merged(entries: list[Entry]) -> tuple[Entry, ...]:
     for entry in entries:
         ev = entry.evaluation
         key = json.dumps([entry.request.config().key, ev.eps, ev.n_test, ev.draws, ev.checks,
-                          ev.attack_batch_size, ev.surrogate])
+                          ev.attack_batch_size, ev.surrogate, ev.square_queries])
         first = out.get(key)
         if first is None:
             out[key] = entry

@@ -5,7 +5,8 @@ A unit runs the evaluation runner of ``medrobust run`` (:class:`GridRunner`) unc
 private *scratch* store that holds the rows the driver shipped with the job: finished cells are
 read from it and never recomputed, the masking checks read the rows they would read in the
 results store, and whatever the runner stores there is handed back to the driver, which alone
-writes the results store.
+writes the results store. Transfer examples go to the results folder's own transfer cache (shared,
+like the zoo), so every unit and worker reuses what another crafted on the same surrogate.
 
 A unit never trains: a checkpoint missing from the zoo is an error that names the zoo, since on a
 cluster the zoo must be a folder every worker reads (a shared filesystem).
@@ -33,6 +34,7 @@ class Where:
     download: bool = False
     device: str | None = None
     threads: int = 0  # torch threads in the task (0: leave torch's default)
+    transfer_cache: str | None = None  # the results folder's transfer cache (None: none)
 
 
 @dataclass(frozen=True)
@@ -122,6 +124,7 @@ def run_unit(job: UnitJob) -> UnitDone:
     the runner stored there."""
     from robustbench_med.evaluation.runner import GridRunner, subset_label
     from robustbench_med.evaluation.subject import from_checkpoint
+    from robustbench_med.evaluation.transfer_cache import TransferCache
     from robustbench_med.models.zoo import Zoo, load_checkpoint
     from robustbench_med.workflow import obtain_surrogate, surrogate_request
 
@@ -138,8 +141,10 @@ def run_unit(job: UnitJob) -> UnitDone:
 
     with tempfile.TemporaryDirectory(prefix="medrobust-unit-") as folder:
         scratch = _scratch_store(Path(folder), job.rows)
+        # the results folder's cache, not the scratch store's (which would always miss)
+        cache = TransferCache(Path(job.where.transfer_cache) if job.where.transfer_cache else None)
         report = GridRunner(from_checkpoint(ckpt), data.test, data.info, settings, device=device,
-                            store=scratch, surrogate=surrogate).run()
+                            store=scratch, surrogate=surrogate, transfer_cache=cache).run()
         done = _new_rows(scratch, job)
     done.randomized = report.randomized
     done.seconds = time.perf_counter() - started
