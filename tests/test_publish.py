@@ -263,3 +263,22 @@ def test_an_evaluate_result_becomes_an_entry_file(tmp_path):
     assert back["source"] == "my notebook" and back["defense"] == "none"
     assert back["checks"][0]["name"] == "large-eps-above-chance" and back["checks"][0]["p_value"] == 1.0
     assert back["cells"][0]["flags_hex"] == "fc" and back["cells"][1]["versions"]["torch"]
+
+
+def test_publish_names_the_options_that_built_a_checkpoint(tmp_path):
+    """Two checkpoints of one model that differ by an option (Robust-MAIL's ``man=code``) must not
+    look alike on the board: publish copies the options from the zoo's sidecar into the entry."""
+    folder = tmp_path / "store"
+    make_store(folder)
+    sidecar = folder / "zoo" / "robust_mail" / "d12-28px-bbbbbbbbbbbb.json"
+    sidecar.parent.mkdir(parents=True)
+    sidecar.write_text(json.dumps({"sha256": "b" * 64, "config": {"model_options": {"man": "code"},
+                                                                  "defense_options": {}}}))
+    out = folder / "board"
+    assert main(["leaderboard", "publish", "--results-dir", str(folder), "--out", str(out)]) == 0
+    entries = {e["model"]: e for e in read_entries(out / "entries")}
+    assert entries["robust_mail"]["options"] == {"model": {"man": "code"}}
+    assert "options" not in entries["resnet18"]  # no sidecar, no options: nothing is guessed
+    names = {row.name for row in board_rows(read_entries(out / "entries"))}
+    assert "robust_mail [man=code]" in names and "resnet18" in names
+    assert "robust_mail [man=code]" in (out / "index.html").read_text()

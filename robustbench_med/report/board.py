@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from robustbench_med.attacks.spec import PAPER_EPS
+from robustbench_med.report.entries import options_text
 from robustbench_med.versions import code_version
 
 ONE_CLASS = "clean-right-on-several-classes"
@@ -79,7 +80,7 @@ class Row:
     @property
     def name(self) -> str:
         e = self.entry
-        return e["model"] + ("" if e["defense"] == "none" else f" + {e['defense']}")
+        return e["model"] + ("" if e["defense"] == "none" else f" + {e['defense']}") + options_text(e)
 
     def worst(self) -> Cell | None:
         cells = [c for slot in self.slots.values() for c in slot.cells()]

@@ -237,6 +237,38 @@ def entries_from_store(store, source: str | None = None) -> list[dict[str, Any]]
     return _with_source(entries_from_frames(store.frame(with_flags=True), store.checks_frame()), source)
 
 
+def checkpoint_options(zoo: str | Path) -> dict[str, dict[str, Any]]:
+    """Checkpoint sha256 -> its non-empty model and defense options, read from the zoo's sidecars.
+
+    Result rows name a checkpoint by its identity only; two checkpoints of one model that differ by an
+    option (CAP with ``beta=1``, Robust-MAIL with ``man=code``) would look alike on the board without
+    this, so publishing copies the options that built each checkpoint into its entry."""
+    found: dict[str, dict[str, Any]] = {}
+    for sidecar in sorted(Path(zoo).glob("*/*.json")) if Path(zoo).is_dir() else []:
+        try:
+            meta = json.loads(sidecar.read_text(encoding="utf-8"))
+            config = meta["config"]
+            options = {kind: config.get(f"{kind}_options") or {} for kind in ("model", "defense")}
+            found[meta["sha256"]] = {kind: value for kind, value in options.items() if value}
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+    return found
+
+
+def with_checkpoint_options(entries: list[dict[str, Any]], zoo: str | Path) -> list[dict[str, Any]]:
+    """``entries`` with ``options`` set wherever the zoo knows a non-empty option of the checkpoint."""
+    known = checkpoint_options(zoo)
+    return [{**e, "options": known[e["checkpoint_sha256"]]} if known.get(e["checkpoint_sha256"]) else e
+            for e in entries]
+
+
+def options_text(entry: dict[str, Any]) -> str:
+    """``[beta=1]``-style suffix naming an entry's model and defense options ('' when none)."""
+    pairs = [f"{k}={v}" for kind in ("model", "defense") for k, v in sorted((entry.get("options") or {})
+                                                                             .get(kind, {}).items())]
+    return f" [{', '.join(pairs)}]" if pairs else ""
+
+
 def entries_from_report(report, source: str) -> list[dict[str, Any]]:
     """Entries of an ``evaluate(...)`` result, without a store: the cells with their flags, this
     process's library versions, the model's checks on each of its tasks, and where it came from."""

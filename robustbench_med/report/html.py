@@ -15,6 +15,7 @@ from importlib import resources
 from pathlib import Path
 
 from robustbench_med.report.board import Cell, Row, Slot, budget_text, columns
+from robustbench_med.report.entries import options_text
 from robustbench_med.versions import code_version
 
 PAPER_BUDGET = "200 epochs, 128x128x3, 4x augmentation, GPU (TensorFlow)"
@@ -89,7 +90,7 @@ def _verdict_td(row: Row) -> str:
 
 def _model_td(row: Row) -> str:
     e = row.entry
-    content = escape(e["model"])
+    content = escape(e["model"] + options_text(e))  # checkpoints that differ by an option stay apart
     if row.collapsed():
         content += ' <span class="badge collapsed">collapsed: one class</span>'
     if row.source():
@@ -98,7 +99,7 @@ def _model_td(row: Row) -> str:
              f"subset {e['subset']}\nfile entries/{e.get('_file', '')}")
     if row.source():
         title += f"\nadded from elsewhere: {row.source()}"
-    return _td(content, e["model"], title, "l")
+    return _td(content, e["model"] + options_text(e), title, "l")
 
 
 def _row_html(row: Row, attacks: list[str], probes: list[str]) -> str:
