@@ -360,19 +360,33 @@ SYNTHETIC = DataInfo("d12+d14", 3, SIZE, (TaskInfo("d12", 2), TaskInfo("d14", 2)
                      ((0.25,) * 3,) * 2)
 
 
-@pytest.mark.parametrize(("name", "form"), list(BEFORE_PAPER_MAN))
-def test_the_notebook_noise_is_unchanged(name, form):
+# MAIL's small-map convolutions became per-channel matrix products (models/mail/fastconv.py): the
+# same sums in another order, which the clipped, powered gates carry to 3e-3 on these logits, as two
+# threads instead of one do. The tolerance is set to that, and the test shows it still sees a change
+# of the noise: another noise seed moves the logits far beyond it.
+NOISE_TOLERANCE = 1e-2
+
+
+def _notebook_logits(name: str, form: str | None, noise_seed: int) -> torch.Tensor:
     model = build_model(name, SYNTHETIC, seed=0, model_options={"man": form} if form else {}).train()
     x = torch.rand(4, 2, 3, SIZE, SIZE, generator=torch.Generator().manual_seed(7))
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
-    torch.manual_seed(123)
+    torch.manual_seed(noise_seed)
     try:
         with torch.no_grad():
-            logits = torch.cat(model(x), 1)[:2]
+            return torch.cat(model(x), 1)[:2]
     finally:
         torch.set_num_threads(threads)
-    torch.testing.assert_close(logits, torch.tensor(BEFORE_PAPER_MAN[(name, form)]), rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize(("name", "form"), list(BEFORE_PAPER_MAN))
+def test_the_notebook_noise_is_unchanged(name, form):
+    before = torch.tensor(BEFORE_PAPER_MAN[(name, form)])
+    torch.testing.assert_close(_notebook_logits(name, form, 123), before,
+                               rtol=NOISE_TOLERANCE, atol=NOISE_TOLERANCE)
+    other_draw = (_notebook_logits(name, form, 124) - before).abs().max().item()
+    assert other_draw > 10 * NOISE_TOLERANCE, f"another noise draw moved the logits by only {other_draw:.4f}"
 
 
 @pytest.mark.parametrize(("name", "form"), [
