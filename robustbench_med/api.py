@@ -26,14 +26,14 @@ from robustbench_med.data.spec import DataInfo, LoadedDataset
 from robustbench_med.device import resolve_device
 from robustbench_med.evaluation.inputs import as_eps, as_names, as_store, points_of
 from robustbench_med.evaluation.report import CellResult, Report
-from robustbench_med.evaluation.runner import SURROGATE, GridRunner, GridSettings
+from robustbench_med.evaluation.runner import GridRunner, GridSettings
+from robustbench_med.evaluation.stored_names import SURROGATE, check_square_queries
 from robustbench_med.evaluation.subject import from_checkpoint, from_module
 from robustbench_med.events import Event, Progress
 from robustbench_med.models.builder import build_model
 from robustbench_med.models.zoo import Checkpoint
 from robustbench_med.models.zoo import load_checkpoint as _load_checkpoint
 from robustbench_med.store import ResultStore
-from robustbench_med.stored_names import check_square_queries
 from robustbench_med.training.config import TrainConfig, TrainResult
 from robustbench_med.training.loop import train_model
 

@@ -16,18 +16,12 @@ from robustbench_med.attacks.square import DEFAULT_QUERIES
 from robustbench_med.data.loading import load_dataset
 from robustbench_med.device import resolve_device
 from robustbench_med.evaluation.report import Report
-from robustbench_med.evaluation.runner import (
-    SURROGATE,
-    GridRunner,
-    GridSettings,
-    needs_surrogate,
-    subset_label,
-)
+from robustbench_med.evaluation.runner import GridRunner, GridSettings, needs_surrogate, subset_label
+from robustbench_med.evaluation.stored_names import SURROGATE, check_square_queries
 from robustbench_med.evaluation.subject import from_checkpoint
 from robustbench_med.events import Progress
 from robustbench_med.models.zoo import Zoo
 from robustbench_med.store import DEFAULT_RESULTS_DIR, STORE_NAME, ResultStore
-from robustbench_med.stored_names import check_square_queries
 from robustbench_med.workflow import ModelRequest, obtain_model, obtain_surrogate
 
 

@@ -131,7 +131,7 @@ def test_square_budget_inside_autoattack_is_a_setting():
     from robustbench_med.attacks.autoattack import build_autoattack
     from robustbench_med.attacks.spec import AttackContext, AttackSettings
     from robustbench_med.attacks.transfer import build_aa_surrogate
-    from robustbench_med.evaluation.runner import with_square_queries
+    from robustbench_med.evaluation.stored_names import with_square_queries
 
     net = nn.Sequential(nn.Flatten(), nn.Linear(4, 3))
     ctx = AttackContext(device=torch.device("cpu"), n_classes=3, surrogate=lambda: net)

@@ -27,7 +27,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("evaluation",),
     ("training",),
     ("defenses",),
-    ("workflow", "catalog", "model_request", "stored_names"),
+    ("workflow", "catalog", "model_request"),
     ("pipeline",),
     ("api",),
     ("report",),

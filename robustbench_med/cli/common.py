@@ -55,7 +55,7 @@ SquareQueries = Annotated[int, typer.Option(help="Square's query budget: square,
 
 def check_square_queries(value: int) -> None:
     """Refuse a Square budget outside 1..10000 before any data is read or a model trained."""
-    from robustbench_med.stored_names import check_square_queries as check
+    from robustbench_med.evaluation.stored_names import check_square_queries as check
 
     check(value, "--square-queries")
 

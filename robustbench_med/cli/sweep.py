@@ -61,13 +61,13 @@ def sweep(model: Annotated[str, typer.Option("--model", "-m", help="Model, or a 
     Model and defense options apply to every model and defense of the sweep (each one checks them)."""
     from robustbench_med.attacks.eps import parse_eps_list
     from robustbench_med.attacks.spec import parse_attack
+    from robustbench_med.evaluation.stored_names import stored_attack_name
     from robustbench_med.model_request import model_request
     from robustbench_med.registry import MODELS
     from robustbench_med.report.leaderboard import long_frame
     from robustbench_med.report.plots import plot_sweep
     from robustbench_med.report.sweep import sweep_rows
     from robustbench_med.store import ResultStore
-    from robustbench_med.stored_names import stored_attack_name
 
     check_square_queries(square_queries)
     eps_values = tuple(parse_eps_list(eps))

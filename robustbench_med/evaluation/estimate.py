@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from robustbench_med.events import Progress, emit
+
 MATCH = ("model", "defense", "attack", "preset", "protocol", "image_size")
 
 
@@ -41,6 +43,29 @@ def similar_estimate(rows: pd.DataFrame, wanted: dict[str, object], dataset: str
     per_point = statistics.median((pool["wall_s"] / pool["n"]).tolist())
     n = n_points or int(statistics.median(pool["n"].tolist()))
     return Estimate(per_point * n, f"{len(pool)} stored row{'s' if len(pool) > 1 else ''} ({where})")
+
+
+def announce(progress: Progress | None, rows: pd.DataFrame, todo: list[tuple[str, dict[str, object]]],
+             dataset: str, n_points: int, task: str) -> None:
+    """Before attacking: each cell still to compute (its label and ``MATCH`` columns) and its
+    estimated cost from ``rows``' timings of similar cells, or "no estimate"; one summary event."""
+    if not todo:
+        return
+    total, unknown, lines = 0.0, 0, []
+    for label, wanted in todo:
+        estimate = similar_estimate(rows, wanted, dataset, n_points)
+        if estimate.seconds is None:
+            unknown += 1
+            lines.append(f"    {label}: no estimate")
+        else:
+            total += estimate.seconds
+            lines.append(f"    {label}: ~{format_seconds(estimate.seconds)} (from {estimate.basis})")
+    summary = (f"  {len(todo)} cell{'s' if len(todo) > 1 else ''} to compute on {task}: "
+               f"~{format_seconds(total)} estimated"
+               + (f", {unknown} without an estimate" if unknown else ""))
+    emit(progress, "estimate", summary, data={"seconds": total, "unknown": unknown})
+    for line in lines:
+        emit(progress, "estimate", line, level="detail")
 
 
 def format_seconds(seconds: float | None) -> str:

@@ -8,16 +8,13 @@ are skipped, so a killed run resumes where it stopped; without one, nothing is
 written. What happens reaches the user as events (:mod:`robustbench_med.events`).
 
 Randomized models (declared, or detected by repeated forward passes) are
-attacked under two protocols: ``single-draw`` (gradients through whatever draw
-each pass sees, as the paper and the RPF/CTRW code do) and ``eot`` (each step
-averages the gradient over 20 draws). Both are scored by the expected
-prediction over fresh draws.
+attacked under the protocols of :mod:`robustbench_med.evaluation.protocols`
+and scored by the expected prediction over fresh draws.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -28,7 +25,6 @@ import torch
 from torch import nn
 
 from robustbench_med.attacks.catalog import JOINT_CAPABLE
-from robustbench_med.attacks.eps import format_eps
 from robustbench_med.attacks.fp32 import in_fp32
 from robustbench_med.attacks.spec import (
     AttackContext,
@@ -43,24 +39,29 @@ from robustbench_med.data.spec import DataInfo, Split
 from robustbench_med.device import place_model
 from robustbench_med.errors import MedrobustError
 from robustbench_med.evaluation.batching import map_batches
-from robustbench_med.evaluation.estimate import format_seconds, similar_estimate
+from robustbench_med.evaluation.cells import CellBook, cell_label
+from robustbench_med.evaluation.estimate import announce, format_seconds
 from robustbench_med.evaluation.masking import LARGE_EPS, CheckResult, run_checks
-from robustbench_med.evaluation.metrics import auc, bootstrap_ci
+from robustbench_med.evaluation.metrics import auc
+from robustbench_med.evaluation.protocols import cell_settings, protocols_for
 from robustbench_med.evaluation.report import CellResult, Report
 from robustbench_med.evaluation.scoring import detect_randomness, probabilities, refuse_training_mode
+from robustbench_med.evaluation.stored_names import (
+    SQUARE_INSIDE,
+    SURROGATE,
+    stored_attack_name,
+    with_square_queries,
+)
 from robustbench_med.evaluation.subject import Subject, state_sha256
 from robustbench_med.evaluation.transfer_cache import TransferCache, tensor_sha256
 from robustbench_med.events import Progress, emit
 from robustbench_med.models.classifier import ModalitiesAsChannels, TaskView
 from robustbench_med.randomness import is_randomized
-from robustbench_med.store import ResultKey, ResultStore, unpack_flags
+from robustbench_med.store import ResultKey, ResultStore
 from robustbench_med.versions import code_version, library_versions
 
-EOT_ITER = 20
 CLEAN_TOLERANCE = 0.02  # a deterministic model must reproduce its recorded clean accuracy
-SURROGATE = "resnet101"
 PROBE = ("pgd-20", "standard", LARGE_EPS)  # the large-eps probe behind the masking checks
-SQUARE_INSIDE = ("autoattack", "aa-surrogate")  # attacks that run Square with its own query budget
 
 
 @dataclass(frozen=True)
@@ -101,38 +102,8 @@ class TaskContext:
     draws: int
 
 
-def protocols_for(request: AttackRequest, randomized: bool) -> list[str]:
-    spec = request.spec
-    if not randomized:
-        return ["deterministic"]
-    if spec.adaptive:
-        return ["eot"]
-    if spec.box == "white-box" and spec.iterative:
-        return ["single-draw", "eot"]
-    return ["single-draw"]
-
-
-def cell_settings(request: AttackRequest, preset: str, eps: float | None,
-                  protocol: str) -> AttackSettings:
-    settings = request.spec.settings(preset, eps, request.steps)
-    if protocol == "eot" and settings.eot_iter < 2:
-        settings = dataclasses.replace(settings, eot_iter=EOT_ITER)
-    if protocol == "single-draw":
-        settings = dataclasses.replace(settings, eot_iter=1)
-    return settings
-
-
 def subset_label(n_test: int | None, n: int) -> str:
     return "test" if n_test is None else f"test[{n}]"
-
-
-def with_square_queries(requests: list[AttackRequest], queries: int) -> list[AttackRequest]:
-    """``square`` and ``square-surrogate`` at their default budget take ``queries`` instead (their
-    name then says it, ``square-500``); an explicit ``square-K`` keeps its K."""
-    if queries == DEFAULT_QUERIES:
-        return requests
-    return [AttackRequest(r.spec, queries) if not r.spec.uses_step and r.spec.default_steps
-            == DEFAULT_QUERIES and r.steps == DEFAULT_QUERIES else r for r in requests]
 
 
 def needs_surrogate(attacks: str, paired: bool = False) -> bool:
@@ -158,6 +129,7 @@ class GridRunner:
         self.transfer_cache = transfer_cache or TransferCache.beside(store.path if store else None)
         self._surrogate_sha: str | None = None
         self._started = time.perf_counter()
+        self.book = CellBook(store, progress, device, int(test.x.shape[-1]), self._elapsed)
 
     @in_fp32  # clean scoring, attacks and checks: whatever autocast the caller left on
     def run(self) -> Report:
@@ -203,9 +175,9 @@ class GridRunner:
         s = self.settings
         planned = self._planned(tc, requests)
         clean_key = self._key(tc.task, "clean", "-", 0.0, "randomized" if tc.randomized else "deterministic")
-        stored = self.store is not None and all(self.store.has(key) for series in planned
+        stored = self.store is not None and all(self.book.has(key) for series in planned
                                                 for _, key in series.cells)
-        clean = self._stored(clean_key, "clean") if stored else None
+        clean = self.book.stored(clean_key, "clean") if stored else None
         if clean is not None and clean.flags is not None:
             # Every cell of this task is stored: its clean row says what the clean pass would.
             clean_flags, noise = clean.flags, clean.settings.get("draw_noise")
@@ -218,7 +190,7 @@ class GridRunner:
             clean_flags = (probs.argmax(1) == tc.y).numpy()
             noise = self._draw_noise(tc, probs) if tc.randomized else None
             self._check_recorded_accuracy(clean_flags, tc.randomized)
-            cells = [self._stored(clean_key, "clean") or self._record_cell(
+            cells = [self.book.stored(clean_key, "clean") or self.book.record(
                 clean_key, clean_flags, n_attacked=0, wall_s=time.perf_counter() - started,
                 settings={"draws": tc.draws, "train": self.subject.training, "draw_noise": noise},
                 auc_value=auc(probs.numpy(), tc.y.numpy()))]
@@ -242,34 +214,14 @@ class GridRunner:
         return planned
 
     def _announce(self, tc: TaskContext, planned: list[Series]) -> None:
-        """Before attacking: each cell still to compute and its estimated cost, from the store's
-        timings of similar cells (:mod:`robustbench_med.evaluation.estimate`), or "no estimate"."""
-        todo = [key for series in planned for _, key in series.cells
-                if self.store is None or not self.store.has(key)]
-        if not todo:
-            return
+        """Each cell still to compute and its estimated cost (:mod:`~robustbench_med.evaluation.estimate`)."""
         sub = self.subject
-        rows = self.store.frame(model=sub.name) if self.store is not None else pd.DataFrame()
-        total, unknown = 0.0, 0
-        lines = []
-        for key in todo:
-            wanted = {"model": sub.name, "defense": sub.defense, "attack": key.attack,
-                      "preset": key.preset, "protocol": key.protocol,
-                      "image_size": int(tc.x.shape[-1])}
-            estimate = similar_estimate(rows, wanted, sub.dataset, len(tc.x))
-            if estimate.seconds is None:
-                unknown += 1
-                lines.append(f"    {_label(key)}: no estimate")
-            else:
-                total += estimate.seconds
-                lines.append(f"    {_label(key)}: ~{format_seconds(estimate.seconds)} "
-                             f"(from {estimate.basis})")
-        summary = (f"  {len(todo)} cell{'s' if len(todo) > 1 else ''} to compute on {tc.task}: "
-                   f"~{format_seconds(total)} estimated"
-                   + (f", {unknown} without an estimate" if unknown else ""))
-        emit(self.progress, "estimate", summary, data={"seconds": total, "unknown": unknown})
-        for line in lines:
-            emit(self.progress, "estimate", line, level="detail")
+        todo = [(cell_label(key), {"model": sub.name, "defense": sub.defense, "attack": key.attack,
+                                   "preset": key.preset, "protocol": key.protocol,
+                                   "image_size": int(tc.x.shape[-1])})
+                for series in planned for _, key in series.cells if not self.book.has(key)]
+        rows = self.store.frame(model=sub.name) if self.store is not None and todo else pd.DataFrame()
+        announce(self.progress, rows, todo, sub.dataset, len(tc.x), tc.task)
 
     def _draw_noise(self, tc: TaskContext, probs: torch.Tensor) -> float:
         """How often a second, independent scoring of the same clean points changes a prediction:
@@ -277,16 +229,6 @@ class GridRunner:
         as a difference between attacks."""
         again = probabilities(tc.view, tc.x, self.device, draws=tc.draws, batch_size=self.settings.batch_size)
         return float((again.argmax(1) != probs.argmax(1)).float().mean())
-
-    def _attack_name(self, request: AttackRequest) -> str:
-        """The stored name; a non-default surrogate or Square budget inside AutoAttack is part of
-        it (``aa-surrogate[resnet18]``, ``autoattack[square-500]``), so cells never mix."""
-        s, name = self.settings, request.name
-        if request.spec.box == "transfer" and s.surrogate_name != SURROGATE:
-            name += f"[{s.surrogate_name}]"
-        if request.spec.name in SQUARE_INSIDE and s.square_queries != DEFAULT_QUERIES:
-            name += f"[square-{s.square_queries}]"
-        return name
 
     def _series(self, tc: TaskContext, request: AttackRequest, preset: str, protocol: str,
                 eps_values: tuple[float, ...] | None = None) -> Series:
@@ -300,8 +242,8 @@ class GridRunner:
                 settings = dataclasses.replace(settings, square_queries=self.settings.square_queries)
             if not tc.randomized and previous is not None:
                 settings = dataclasses.replace(settings, extra={**settings.extra, "nested_from": previous})
-            cells.append((settings, self._key(tc.task, self._attack_name(request), preset,
-                                              settings.eps, protocol)))
+            name = stored_attack_name(request, self.settings.surrogate_name, self.settings.square_queries)
+            cells.append((settings, self._key(tc.task, name, preset, settings.eps, protocol)))
             previous = settings.eps
         return Series(request, tuple(cells))
 
@@ -349,8 +291,8 @@ class GridRunner:
 
     def _attack_cell(self, tc: TaskContext, key: ResultKey, attacked: torch.Tensor,
                      request: AttackRequest, settings: AttackSettings) -> tuple[CellResult, np.ndarray]:
-        label = _label(key)
-        cached = self._stored(key, label)
+        label = cell_label(key)
+        cached = self.book.stored(key, label)
         if cached is not None:
             assert cached.flags is not None
             return cached, cached.flags
@@ -406,7 +348,7 @@ class GridRunner:
         if paired:
             record["perturbation"] = ("joint: all inputs, sum of task losses" if joint
                                       else "all inputs, this task's loss")
-        cell = self._record_cell(key, flags, n_attacked=len(attacked), wall_s=wall,
+        cell = self.book.record(key, flags, n_attacked=len(attacked), wall_s=wall,
                                  settings=record, notes="; ".join(ctx.notes), label=label)
         return cell, flags
 
@@ -450,46 +392,6 @@ class GridRunner:
         if part.stop < total or part.start > 0:
             emit(self.progress, "batch", f"    {label}: {part.stop}/{total} points in "
                  f"{format_seconds(time.perf_counter() - started)}", level="detail")
-
-    def _stored(self, key: ResultKey, label: str) -> CellResult | None:
-        """The stored result of a finished cell, or None when it still has to run."""
-        row = self.store.get(key) if self.store is not None else None
-        if row is None:
-            return None
-        cell = CellResult(key, row["accuracy"], row["ci_low"], row["ci_high"], row["n"],
-                          row["n_attacked"], row["wall_s"], True, row["notes"] or "",
-                          unpack_flags(row["flags"], row["n"]), settings=_json(row["settings"]),
-                          auc=row["auc"], image_size=row["image_size"], device=row["device"] or "")
-        emit(self.progress, "cell", f"  {label}: {row['accuracy']:.2%} (stored, not recomputed)", data=cell)
-        return cell
-
-    def _record_cell(self, key: ResultKey, flags: np.ndarray, *, n_attacked: int, wall_s: float,
-                     settings: dict, notes: str = "", auc_value: float | None = None,
-                     label: str | None = None) -> CellResult:
-        lo, hi = bootstrap_ci(flags, seed=key.seed)
-        accuracy = float(flags.mean()) if len(flags) else float("nan")
-        image_size = int(self.test.x.shape[-1])
-        if self.store is not None:
-            self.store.put(key, flags=flags, settings=settings, versions=library_versions(),
-                           n=len(flags), n_attacked=n_attacked, accuracy=accuracy, ci_low=lo,
-                           ci_high=hi, auc=auc_value, image_size=image_size,
-                           device=str(self.device), wall_s=wall_s, notes=notes)
-        cell = CellResult(key, accuracy, lo, hi, len(flags), n_attacked, wall_s, False, notes,
-                          flags=flags, settings=settings, auc=auc_value, image_size=image_size,
-                          device=str(self.device))
-        label = label or f"{key.attack} ({key.protocol})"
-        emit(self.progress, "cell", f"  {label}: {accuracy:.2%} (95% CI {lo:.2%}-{hi:.2%}, n={len(flags)}"
-             f"{f', AUC {auc_value:.3f}' if auc_value is not None else ''}, {wall_s:.1f} s; "
-             f"{format_seconds(self._elapsed())} into the run)", data=cell)
-        return cell
-
-
-def _label(key: ResultKey) -> str:
-    return f"{key.attack} ({key.preset}, eps {format_eps(key.eps)}, {key.protocol})"
-
-
-def _json(text: str | None) -> dict[str, Any]:
-    return json.loads(text) if text else {}
 
 
 def check_threat_model(x_adv: torch.Tensor, x: torch.Tensor, eps: float, attack: str) -> None:

@@ -193,7 +193,7 @@ def _units(target: Target) -> list[Unit]:
 def group_units(target: Target, group: tuple[str, tuple[str, ...]]) -> list[tuple[str, str]]:
     """(attack, preset) of one attack group, as ``medrobust run --attacks A --preset P`` runs them."""
     from robustbench_med.attacks.spec import parse_attacks
-    from robustbench_med.stored_names import budgeted
+    from robustbench_med.evaluation.stored_names import budgeted
 
     attacks, presets = group
     requests = parse_attacks(attacks, randomized=target.randomized, paired="+" in target.request.dataset)
@@ -228,8 +228,9 @@ def declared(request: Any) -> tuple[bool, tuple[str, ...]]:
 def unit_cells(target: Target, unit: Unit, randomized: bool) -> list[Cell]:
     """The rows ``unit`` stores for ``target`` (its clean rows not included)."""
     from robustbench_med.attacks.spec import parse_attack
-    from robustbench_med.evaluation.runner import PROBE, protocols_for
-    from robustbench_med.stored_names import stored_attack_name
+    from robustbench_med.evaluation.protocols import protocols_for
+    from robustbench_med.evaluation.runner import PROBE
+    from robustbench_med.evaluation.stored_names import stored_attack_name
 
     if unit.is_checks:
         probe = parse_attack(PROBE[0])
