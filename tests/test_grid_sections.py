@@ -88,6 +88,9 @@ def robust_v2() -> list[str]:
     commands = pair("robust_mail", "pgd-10,bim-10,mim-10", ADV2)
     commands += pair("robust_mail", "pgd-10,bim-10,mim-10", f"--model-option man=code {ADV2}")
     commands += pair("robust_mail", "pgd-10,mim-10")
+    full = f"{ATTACKS},autoattack-rand --preset paper {V2.replace('--n-test 100', '--n-test 40')}"
+    commands += [f"run --model robust_mail --dataset d12 {ADV2} --attacks {full}",
+                 f"run --model robust_mail --dataset d12 --attacks {full}"]
     for variant in ("no-rpan", "rpf-only", "man-only", "rpf-man"):
         commands += pair(f"robust_mail-{variant}", "pgd-10,mim-10", ADV2)
     for variant in ("man-only", "rpf-man"):
