@@ -282,3 +282,39 @@ def test_publish_names_the_options_that_built_a_checkpoint(tmp_path):
     names = {row.name for row in board_rows(read_entries(out / "entries"))}
     assert "robust_mail [man=code]" in names and "resnet18" in names
     assert "robust_mail [man=code]" in (out / "index.html").read_text()
+
+
+def test_a_defense_and_adversarial_training_show_their_training_attack_in_the_budget(tmp_path):
+    """A built-in defense trains against the benchmark's PGD through its own recipe even without
+    ``--adversarial``: its budget names that attack, read from the checkpoint's sidecar; a plugin
+    defense's recipe is not known and says so; standard training names none."""
+    from robustbench_med.report.board import budget_text
+    from robustbench_med.report.entries import training_attack
+
+    train = {"adversarial": False, "adv_steps": 3, "adv_eps": 4 / 255, "adv_step": 2 / 255}
+    assert training_attack({"defense": "pni", "train": train}) == (
+        "PGD-3 (eps 4/255, step 2/255), defense recipe")
+    assert training_attack({"defense": None, "train": {**train, "adversarial": True}}) == (
+        "PGD-3 (eps 4/255, step 2/255), adversarial training")
+    assert training_attack({"defense": "my_plugin_defense", "train": train}) == (
+        "the defense's own training recipe")
+    assert training_attack({"defense": None, "train": train}) is None
+    budget = {"epochs": 4, "recipe": "medmnist", "image_size": 28, "augment": False, "n_train": 1600,
+              "adversarial": False}
+    assert budget_text(budget, 28, "PGD-3 (eps 4/255, step 2/255), defense recipe").endswith(
+        "n_train 1600, PGD-3 (eps 4/255, step 2/255), defense recipe")
+    assert "PGD" not in budget_text(budget, 28) and "adversarial" not in budget_text(budget, 28)
+
+    folder = tmp_path / "store"
+    make_store(folder)
+    sidecar = folder / "zoo" / "robust_mail" / "d12-28px-bbbbbbbbbbbb.json"
+    sidecar.parent.mkdir(parents=True)
+    sidecar.write_text(json.dumps({"sha256": "b" * 64, "config": {
+        "model_options": {}, "defense_options": {}, "defense": None,
+        "train": {**train, "adversarial": True}}}))
+    out = folder / "board"
+    assert main(["leaderboard", "publish", "--results-dir", str(folder), "--out", str(out)]) == 0
+    entries = {e["model"]: e for e in read_entries(out / "entries")}
+    assert entries["robust_mail"]["training_attack"] == "PGD-3 (eps 4/255, step 2/255), adversarial training"
+    assert "options" not in entries["robust_mail"] and "training_attack" not in entries["resnet18"]
+    assert "PGD-3 (eps 4/255, step 2/255), adversarial training" in (out / "index.html").read_text()

@@ -123,16 +123,25 @@ class Row:
         return self.entry["claims"]
 
 
-def budget_text(budget: dict[str, Any] | None, image_size: int | None = None) -> str:
-    """A training budget in a few words: '6 ep, fast, 28px, no aug, n_train 1000, PGD-AT'."""
+def budget_text(budget: dict[str, Any] | None, image_size: int | None = None,
+                training_attack: str | None = None) -> str:
+    """A training budget in a few words: '6 ep, fast, 28px, no aug, n_train 1000, PGD-3 (eps 4/255,
+    step 2/255), defense recipe' (the attack as the entry's ``training_attack`` names it)."""
     if not budget:
         return f"{image_size}px, budget not recorded" if image_size else "budget not recorded"
     parts = [f"{budget.get('epochs')} ep", str(budget.get("recipe", "")),
              f"{budget.get('image_size', image_size)}px", "aug 4x" if budget.get("augment") else "no aug"]
     parts.append(f"n_train {budget['n_train']}" if budget.get("n_train") else "full train split")
-    if budget.get("adversarial"):
+    if training_attack:
+        parts.append(training_attack)
+    elif budget.get("adversarial"):
         parts.append("adversarial training")
     return ", ".join(p for p in parts if p)
+
+
+def entry_budget_text(entry: dict[str, Any]) -> str:
+    """:func:`budget_text` of a published entry (its budget, image size and training attack)."""
+    return budget_text(entry["training_budget"], entry["image_size"], entry.get("training_attack"))
 
 
 def _settings_text(settings: dict[str, Any]) -> str:

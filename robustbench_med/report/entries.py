@@ -238,28 +238,53 @@ def entries_from_store(store, source: str | None = None) -> list[dict[str, Any]]
 
 
 def checkpoint_options(zoo: str | Path) -> dict[str, dict[str, Any]]:
-    """Checkpoint sha256 -> its non-empty model and defense options, read from the zoo's sidecars.
+    """Checkpoint sha256 -> what its zoo sidecar says about how it was built: its non-empty model and
+    defense options (``options``) and the attack it was trained against (``training_attack``).
 
     Result rows name a checkpoint by its identity only; two checkpoints of one model that differ by an
     option (CAP with ``beta=1``, Robust-MAIL with ``man=code``) would look alike on the board without
-    this, so publishing copies the options that built each checkpoint into its entry."""
+    this, and a defense's own adversarial training (every built-in defense trains against the
+    benchmark's PGD, ``--adv-steps``/``--adv-step``) would not show in its budget, so publishing
+    copies both into each entry."""
     found: dict[str, dict[str, Any]] = {}
     for sidecar in sorted(Path(zoo).glob("*/*.json")) if Path(zoo).is_dir() else []:
         try:
             meta = json.loads(sidecar.read_text(encoding="utf-8"))
             config = meta["config"]
             options = {kind: config.get(f"{kind}_options") or {} for kind in ("model", "defense")}
-            found[meta["sha256"]] = {kind: value for kind, value in options.items() if value}
+            facts: dict[str, Any] = {}
+            if any(options.values()):
+                facts["options"] = {kind: value for kind, value in options.items() if value}
+            attack = training_attack(config)
+            if attack:
+                facts["training_attack"] = attack
+            found[meta["sha256"]] = facts
         except (OSError, ValueError, KeyError, TypeError):
             continue
     return found
 
 
+def training_attack(config: dict[str, Any]) -> str | None:
+    """'PGD-3 (eps 4/255, step 2/255), defense recipe'-style words for the attack a checkpoint was
+    trained against; None for standard training. A plugin defense's recipe is not known here."""
+    from robustbench_med.attacks.eps import format_eps
+    from robustbench_med.catalog import static_catalog
+
+    train, defense = config.get("train") or {}, config.get("defense")
+    if not defense and not train.get("adversarial"):
+        return None
+    builtin = {row["name"] for row in static_catalog()["defenses"]}
+    if defense and defense not in builtin:
+        return "the defense's own training recipe"
+    pgd = (f"PGD-{train['adv_steps']} (eps {format_eps(float(train['adv_eps']))}, "
+           f"step {format_eps(float(train['adv_step']))})")
+    return f"{pgd}, {'defense recipe' if defense else 'adversarial training'}"
+
+
 def with_checkpoint_options(entries: list[dict[str, Any]], zoo: str | Path) -> list[dict[str, Any]]:
-    """``entries`` with ``options`` set wherever the zoo knows a non-empty option of the checkpoint."""
+    """``entries`` with ``options`` and ``training_attack`` set wherever the zoo knows them."""
     known = checkpoint_options(zoo)
-    return [{**e, "options": known[e["checkpoint_sha256"]]} if known.get(e["checkpoint_sha256"]) else e
-            for e in entries]
+    return [{**e, **known.get(e["checkpoint_sha256"], {})} for e in entries]
 
 
 def options_text(entry: dict[str, Any]) -> str:

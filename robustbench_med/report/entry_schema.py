@@ -37,7 +37,7 @@ TOP_FIELDS: dict[str, tuple[str, bool]] = {
     "checkpoint_sha256": ("sha", True), "code_version": ("str", True), "image_size": ("?int", True),
     "training_budget": ("?dict", True), "randomized": ("bool", True), "cells": ("list", True),
     "checks": ("list", True), "claims": ("list", True), "source": ("str", False),
-    "options": ("dict", False),
+    "options": ("dict", False), "training_attack": ("str", False),
 }
 CELL_FIELDS: dict[str, tuple[str, bool]] = {
     "attack": ("str", True), "preset": ("str", True), "protocol": ("str", True), "eps": ("number", True),

@@ -14,7 +14,7 @@ from html import escape
 from importlib import resources
 from pathlib import Path
 
-from robustbench_med.report.board import Cell, Row, Slot, budget_text, columns
+from robustbench_med.report.board import Cell, Row, Slot, columns, entry_budget_text
 from robustbench_med.report.entries import options_text
 from robustbench_med.versions import code_version
 
@@ -119,8 +119,8 @@ def _row_html(row: Row, attacks: list[str], probes: list[str]) -> str:
         _td(escape(e["subset"]), clean.n if clean else None, f"n = {clean.n}" if clean else ""),
         _td(escape(row.preset), row.preset, "attack preset (step rule); attacks without a step run once",
             "l"),
-        _td(escape(budget_text(e["training_budget"], e["image_size"])),
-            budget_text(e["training_budget"], e["image_size"]),
+        _td(escape(entry_budget_text(e)),
+            entry_budget_text(e),
             json.dumps(e["training_budget"], sort_keys=True), "l"),
         _td(f'<span class="badge {"ok" if code == "current" else "older"}">{code}</span>', code,
             f"code {e['code_version']} (this checkout: {code_version()})", "l"),
@@ -161,7 +161,7 @@ def _filters(rows: list[Row]) -> str:
 
 
 def _budget_box(rows: list[Row]) -> str:
-    budgets = Counter(budget_text(r.entry["training_budget"], r.entry["image_size"]) for r in rows)
+    budgets = Counter(entry_budget_text(r.entry) for r in rows)
     subsets = Counter(r.entry["subset"] for r in rows)
     items = "".join(f"<li>{escape(b)} &mdash; {n} row{'s' * (n != 1)}</li>"
                     for b, n in sorted(budgets.items()))

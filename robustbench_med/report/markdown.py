@@ -6,7 +6,7 @@ board; this page keeps what a reader compares: clean, worst case, each attack, t
 
 from __future__ import annotations
 
-from robustbench_med.report.board import Row, Slot, budget_text, columns
+from robustbench_med.report.board import Row, Slot, columns, entry_budget_text
 
 
 def _slot(slot: Slot | None) -> str:
@@ -46,7 +46,7 @@ def render_markdown(rows: list[Row]) -> str:
             flag = (" (collapsed)" if r.collapsed() else "") + (f" [from {r.source()}]" if r.source() else "")
             out.append(_line([
                 r.entry["model"] + flag, r.entry["defense"], r.entry["subset"], r.preset,
-                budget_text(r.entry["training_budget"], r.entry["image_size"]), r.code(),
+                entry_budget_text(r.entry), r.code(),
                 f"{r.clean.pct:.1f}" if r.clean else "", _claim(r),
                 worst_text, r.verdict_text(), *(_slot(r.slots.get(a)) for a in attacks),
                 *(_slot(r.probes.get(p)) for p in probes),
