@@ -88,7 +88,9 @@ def robust_v2() -> list[str]:
     commands = pair("robust_mail", "pgd-10,bim-10,mim-10", ADV2)
     commands += pair("robust_mail", "pgd-10,bim-10,mim-10", f"--model-option man=code {ADV2}")
     commands += pair("robust_mail", "pgd-10,mim-10")
-    full = f"{ATTACKS},autoattack-rand --preset paper {V2.replace('--n-test 100', '--n-test 40')}"
+    # the white-box set and the surrogate transfers ran as two commands; the grid runs them as one
+    full = (f"{ATTACKS},autoattack-rand,aa-surrogate,square-surrogate-1000 --preset paper "
+            f"{V2.replace('--n-test 100', '--n-test 40')}")
     commands += [f"run --model robust_mail --dataset d12 {ADV2} --attacks {full}",
                  f"run --model robust_mail --dataset d12 --attacks {full}"]
     for variant in ("no-rpan", "rpf-only", "man-only", "rpf-man"):
