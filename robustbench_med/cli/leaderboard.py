@@ -39,7 +39,7 @@ def leaderboard_publish(results_dir: ResultsDir = DEFAULT_RESULTS,
                         stem: Annotated[str, typer.Option(help="File name stem of the tables.")] = "leaderboard",
                         source: Annotated[str | None, typer.Option(help="Where a store from elsewhere came from (another machine, a lab): marked on the board.")] = None) -> None:
     """Write one entry file per evaluated model (<out>/entries/<dataset>/*.json), then render every other file from the entries."""
-    from robustbench_med.report.entries import entries_from_store, with_checkpoint_options, write_entries
+    from robustbench_med.report.entries import entries_from_store, with_checkpoint_facts, write_entries
     from robustbench_med.report.render import render
 
     check_folder("--out", out_dir)
@@ -48,7 +48,7 @@ def leaderboard_publish(results_dir: ResultsDir = DEFAULT_RESULTS,
         raise MedrobustError(f"the store in {results_dir} has no results yet (run medrobust run first)")
     if source is not None and not source.strip():
         raise BadInputError("--source must name where the results came from (e.g. 'lab X, A100')")
-    entries = write_entries(with_checkpoint_options(entries_from_store(store, source), results_dir / "zoo"),
+    entries = write_entries(with_checkpoint_facts(entries_from_store(store, source), results_dir / "zoo"),
                             out_dir / "entries")
     out.print(f"wrote {len(entries)} entries under {out_dir / 'entries'}")
     for path in render(out_dir / "entries", out_dir, stem=stem):

@@ -237,7 +237,7 @@ def entries_from_store(store, source: str | None = None) -> list[dict[str, Any]]
     return _with_source(entries_from_frames(store.frame(with_flags=True), store.checks_frame()), source)
 
 
-def checkpoint_options(zoo: str | Path) -> dict[str, dict[str, Any]]:
+def checkpoint_facts(zoo: str | Path) -> dict[str, dict[str, Any]]:
     """Checkpoint sha256 -> what its zoo sidecar says about how it was built: its non-empty model and
     defense options (``options``) and the attack it was trained against (``training_attack``).
 
@@ -281,9 +281,9 @@ def training_attack(config: dict[str, Any]) -> str | None:
     return f"{pgd}, {'defense recipe' if defense else 'adversarial training'}"
 
 
-def with_checkpoint_options(entries: list[dict[str, Any]], zoo: str | Path) -> list[dict[str, Any]]:
+def with_checkpoint_facts(entries: list[dict[str, Any]], zoo: str | Path) -> list[dict[str, Any]]:
     """``entries`` with ``options`` and ``training_attack`` set wherever the zoo knows them."""
-    known = checkpoint_options(zoo)
+    known = checkpoint_facts(zoo)
     return [{**e, **known.get(e["checkpoint_sha256"], {})} for e in entries]
 
 

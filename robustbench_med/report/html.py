@@ -90,7 +90,8 @@ def _verdict_td(row: Row) -> str:
 
 def _model_td(row: Row) -> str:
     e = row.entry
-    content = escape(e["model"] + options_text(e))  # checkpoints that differ by an option stay apart
+    name = e["model"] + options_text(e)  # checkpoints that differ by an option stay apart
+    content = escape(name)
     if row.collapsed():
         content += ' <span class="badge collapsed">collapsed: one class</span>'
     if row.source():
@@ -99,7 +100,7 @@ def _model_td(row: Row) -> str:
              f"subset {e['subset']}\nfile entries/{e.get('_file', '')}")
     if row.source():
         title += f"\nadded from elsewhere: {row.source()}"
-    return _td(content, e["model"] + options_text(e), title, "l")
+    return _td(content, name, title, "l")
 
 
 def _row_html(row: Row, attacks: list[str], probes: list[str]) -> str:
@@ -110,6 +111,7 @@ def _row_html(row: Row, attacks: list[str], probes: list[str]) -> str:
     attrs = "".join(f' data-{k}="{_attr(v)}"' for k, v in data.items())
     attrs += f' class="{" ".join(classes)}"' if classes else ""
     worst = row.worst()
+    budget = entry_budget_text(e)
     clean = row.clean
     code = row.code()
     cells = [
@@ -119,9 +121,7 @@ def _row_html(row: Row, attacks: list[str], probes: list[str]) -> str:
         _td(escape(e["subset"]), clean.n if clean else None, f"n = {clean.n}" if clean else ""),
         _td(escape(row.preset), row.preset, "attack preset (step rule); attacks without a step run once",
             "l"),
-        _td(escape(entry_budget_text(e)),
-            entry_budget_text(e),
-            json.dumps(e["training_budget"], sort_keys=True), "l"),
+        _td(escape(budget), budget, json.dumps(e["training_budget"], sort_keys=True), "l"),
         _td(f'<span class="badge {"ok" if code == "current" else "older"}">{code}</span>', code,
             f"code {e['code_version']} (this checkout: {code_version()})", "l"),
         _td(f"{clean.pct:.1f} <span class=\"ci\">{clean.interval()}</span>" if clean else "",
