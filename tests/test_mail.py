@@ -21,7 +21,6 @@ from robustbench_med.models.mail.ca import ChannelAttention
 from robustbench_med.models.mail.emcam import EMCAM
 from robustbench_med.models.mail.emsca import EMSCA
 from robustbench_med.models.mail.erla import ERLA
-from robustbench_med.models.mail.fastconv import depthwise, pointwise
 from robustbench_med.models.mail.mfifa import MFIFA
 from robustbench_med.models.mail.msgdc import MSGDC, PointwiseOnly
 from robustbench_med.models.profile import profile
@@ -189,28 +188,6 @@ def test_options_are_validated(datasets):
     with pytest.raises(BadInputError, match="fusion"):
         build_model("mail_rn18", info, model_options={"fusion": "serial"})
     assert build_model("mail", info).net.emcams is not None  # alias
-
-
-def test_fast_convolutions_equal_the_plain_ones():
-    torch.manual_seed(0)
-    x = torch.randn(3, 96, 9, 9, requires_grad=True)
-    w = torch.randn(32, 48, 1, 1, requires_grad=True)
-    b = torch.randn(32, requires_grad=True)
-    cases = [
-        (lambda: pointwise(x, w, b, 2, 2), lambda: F.conv2d(x, w, b, 2, groups=2)),
-    ]
-    dw = torch.randn(96, 1, 5, 5, requires_grad=True)
-    cases.append((lambda: depthwise(x, dw, None, 1, 2), lambda: F.conv2d(x, dw, None, 1, 2, groups=96)))
-    for fast, plain in cases:
-        y_fast, y_plain = fast(), plain()
-        assert torch.allclose(y_fast, y_plain, atol=1e-4)
-        g = torch.randn_like(y_plain)
-        grads_fast = torch.autograd.grad(y_fast, (x, w, b, dw), g, allow_unused=True)
-        grads_plain = torch.autograd.grad(y_plain, (x, w, b, dw), g, allow_unused=True)
-        for gf, gp in zip(grads_fast, grads_plain, strict=True):
-            assert (gf is None) == (gp is None)
-            if gf is not None:
-                assert torch.allclose(gf, gp, atol=1e-3)
 
 
 def test_profile_counts_the_paper_configuration():

@@ -26,12 +26,14 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from robustbench_med.data.spec import DataInfo
 from robustbench_med.models.builder import build_model
+from robustbench_med.models.mail.fastconv import plain_layers
 
 
 def count_flops(model: torch.nn.Module, x: torch.Tensor) -> int:
-    """FLOPs (2 per multiply-add) of one forward pass on ``x``."""
+    """FLOPs (2 per multiply-add) of one forward pass on ``x``, MAIL's convolutions counted as the
+    plain convolutions they are (``plain_layers``), not as the products that compute them."""
     counter = FlopCounterMode(display=False)
-    with counter, torch.no_grad():
+    with counter, torch.no_grad(), plain_layers():
         model(x)
     return int(counter.get_total_flops())
 

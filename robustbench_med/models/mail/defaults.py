@@ -12,13 +12,15 @@ from __future__ import annotations
 
 from torch import nn
 
+from robustbench_med.models.mail.norm import SmallMapBatchNorm2d
+
 BN_EPS = 1e-3
 BN_MOMENTUM = 0.01  # Keras momentum 0.99
 
 
 def batch_norm(channels: int) -> nn.BatchNorm2d:
-    """BatchNorm2d with Keras' eps and momentum."""
-    return nn.BatchNorm2d(channels, eps=BN_EPS, momentum=BN_MOMENTUM)
+    """BatchNorm2d with Keras' eps and momentum (its fast path for tiny maps, ``norm.py``)."""
+    return SmallMapBatchNorm2d(channels, eps=BN_EPS, momentum=BN_MOMENTUM)
 
 
 def keras_init(module: nn.Module) -> None:

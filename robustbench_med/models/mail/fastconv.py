@@ -11,21 +11,26 @@ per-shape timings, one thread). So:
 - a grouped 1x1 conv (any stride) is ``bmm(W_g, X_g)`` with the input laid
   out as (g, C/g, B*H*W), the stride taken by sub-sampling first (a 1x1
   kernel with stride s reads every s-th pixel); ungrouped 1x1 convs on
-  larger maps than 1x1 stay ``F.conv2d`` (oneDNN is as fast there);
-- a depth-wise conv on a map smaller than its kernel (H*W < k*k: the last
-  stages at 28 px, 1x1 to 4x4) is one batched product per channel with the
-  (Ho*Wo, H*W) matrix its taps make on that map, so padding taps are never
-  visited (oneDNN's backward walks them: 15 ms against 0.4 ms for a 5x5 on
-  (32, 512, 1, 1)); a map of 8x8 or more runs in channels-last memory (the
-  caller converts once for both depth-wise branches; the concatenation that
-  follows reads either layout). Channels-last would help from 7x7 up too,
-  but it changes the memory layout of what follows, and ``randn_like`` fills
-  memory in order: Robust-MAIL's noise would land on other pixels;
-- an ungrouped 1x1 conv on a 1x1 map (EMSCA's S(S_i), the last stage at
-  28 px) is ``F.linear``, 2.5-4x faster than oneDNN's backward there.
+  maps larger than 4x4 stay ``F.conv2d`` (oneDNN is as fast there);
+- a depth-wise conv on a small map (H*W <= 3 k*k: 5x5 kernels on maps up to
+  8x8, 3x3 up to 5x5; at 28 px every stage after the first) is one batched
+  product per channel with the (Ho*Wo, H*W) matrix its taps make on that
+  map, the matrix built as the taps times a fixed one-hot basis. Up to 3x the
+  conv's multiply-adds, and still faster: oneDNN's depth-wise backward is
+  slow on small maps (a 5x5 on (32, 64, 7, 7): 3.8 ms forward and backward
+  against 0.9 ms; on (32, 512, 1, 1), where it walks the padding taps, 15 ms
+  against 0.4 ms). A map of 8x8 or more that is not taken that way runs in
+  channels-last memory (the caller converts once for both depth-wise
+  branches; the concatenation that follows reads either layout);
+- an ungrouped 1x1 conv on a map of at most 4x4 pixels (after its stride) is
+  ``F.linear`` over the pixels as rows, 1.2-1.8x faster than oneDNN there,
+  its output made contiguous again (``randn_like`` fills memory in order, so
+  Robust-MAIL's noise lands where a plain conv's output would put it), and
+  its input gradient too (:func:`contiguous_grad`).
 
 All are exact rewrites (the same products, summed in another order, so equal
-to ``F.conv2d`` to float rounding; the tests compare them); the layers keep
+to ``F.conv2d`` to float rounding; the tests compare them, and
+:func:`plain_layers` switches them off, for the FLOP counter); the layers keep
 ``nn.Conv2d``'s parameters, initialisation and repr and are called as modules, so forward
 hooks and module surgery (the defenses') see every convolution, and the FLOP
 counter counts the same multiply-adds.
@@ -33,6 +38,8 @@ counter counts the same multiply-adds.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import cache
 
 import torch
@@ -40,15 +47,66 @@ import torch.nn.functional as F
 from torch import nn
 
 CHANNELS_LAST_MIN_PIXELS = 64
+MATRIX_MAX_PIXELS_PER_TAP = 3  # matrix products up to 3x the conv's multiply-adds: H*W <= 3 k*k
+LINEAR_MAX_PIXELS = 16  # ungrouped 1x1 convs on maps up to 4x4 run as one F.linear
+_plain = False
+
+
+@contextmanager
+def plain_layers() -> Iterator[None]:
+    """Within this block MAIL's layers run as plain PyTorch (``F.conv2d``, ``nn.BatchNorm2d``): for
+    counting the network's multiply-adds rather than our implementation's, and for tests."""
+    global _plain
+    before, _plain = _plain, True
+    try:
+        yield
+    finally:
+        _plain = before
+
+
+class _ContiguousGrad(torch.autograd.Function):
+    """Identity forward; the gradient leaves contiguous (NCHW)."""
+
+    @staticmethod
+    def forward(ctx: object, x: torch.Tensor) -> torch.Tensor:
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx: object, grad: torch.Tensor) -> torch.Tensor:
+        return grad.contiguous()
+
+
+def contiguous_grad(x: torch.Tensor) -> torch.Tensor:
+    """``x``, with its gradient made contiguous on the way back.
+
+    An op that reads ``x`` through a (B, H, W, C) permutation (rows for ``F.linear``, tiny-map
+    BatchNorm) hands back a channels-last-strided gradient; a ``bmm`` behind it whose batch
+    dimension then has stride 1 falls back to one small product per batch entry (measured 6x
+    slower on the 2x2 depth-wise convs of Robust-MAIL's branch-normalised MSGDC).
+    """
+    return _ContiguousGrad.apply(x) if x.requires_grad else x
+
+
+def is_plain() -> bool:
+    """Whether :func:`plain_layers` is in force."""
+    return _plain
 
 
 def pointwise(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, stride: int = 1,
               groups: int = 1) -> torch.Tensor:
     """``F.conv2d(x, weight, bias, stride, 0, groups=groups)`` for a 1x1 ``weight``."""
+    if _plain:
+        return F.conv2d(x, weight, bias, stride, groups=groups)
     if groups == 1:
         if x.shape[-2:] == (1, 1):
             return F.linear(x.flatten(1), weight.flatten(1), bias)[..., None, None]
-        return F.conv2d(x, weight, bias, stride)
+        if x.shape[-1] * x.shape[-2] > LINEAR_MAX_PIXELS * stride * stride:
+            return F.conv2d(x, weight, bias, stride)
+        if stride > 1:
+            x = x[..., ::stride, ::stride]
+        b, c, h, w = x.shape
+        rows = F.linear(contiguous_grad(x).permute(0, 2, 3, 1).reshape(-1, c), weight.flatten(1), bias)
+        return rows.view(b, h, w, -1).permute(0, 3, 1, 2).contiguous()
     if stride > 1:
         x = x[..., ::stride, ::stride]
     b, c, h, w = x.shape
@@ -66,38 +124,50 @@ def prefers_channels_last(x: torch.Tensor) -> bool:
 
 
 @cache
-def tap_index(height: int, width: int, kernel: int, stride: int, padding: int,
+def tap_basis(height: int, width: int, kernel: int, stride: int, padding: int,
               device: torch.device) -> torch.Tensor:
-    """(Ho*Wo, H*W): which of the k*k taps links output pixel o to input pixel i (k*k: none)."""
+    """(k*k, Ho*Wo*H*W) one-hot: tap t links output pixel o to input pixel i where it is 1."""
     out_h, out_w = (height + 2 * padding - kernel) // stride + 1, (width + 2 * padding - kernel) // stride + 1
     di = torch.arange(height)[None, :] - (torch.arange(out_h) * stride - padding)[:, None]  # (Ho, H)
     dj = torch.arange(width)[None, :] - (torch.arange(out_w) * stride - padding)[:, None]   # (Wo, W)
     di, dj = di[:, None, :, None], dj[None, :, None, :]                                     # (Ho, Wo, H, W)
     inside = (di >= 0) & (di < kernel) & (dj >= 0) & (dj < kernel)
-    index = torch.where(inside, di * kernel + dj, torch.tensor(kernel * kernel))
-    return index.reshape(out_h * out_w, height * width).to(device)
+    index = torch.where(inside, di * kernel + dj, torch.tensor(kernel * kernel)).reshape(-1)
+    basis = F.one_hot(index, kernel * kernel + 1)[:, : kernel * kernel].t()  # the last column: no tap
+    return basis.float().contiguous().to(device)
 
 
 def depthwise_matrix(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, stride: int,
                      padding: int) -> torch.Tensor:
-    """A depth-wise conv as per-channel (Ho*Wo, H*W) matrices times the (H*W, B) columns."""
+    """A depth-wise conv as per-channel (Ho*Wo, H*W) matrices times the (H*W, B) columns.
+
+    The matrices are the taps times a fixed one-hot basis (one matrix product), so their backward
+    is a product too, not the scatter an index gather would need.
+    """
     b, c, h, w = x.shape
     k = weight.shape[-1]
     if h == w == 1:  # only the centre tap meets the map: an elementwise product
         y = x * weight[:, 0, padding, padding].view(1, c, 1, 1)
         return y if bias is None else y + bias.view(1, c, 1, 1)
-    index = tap_index(h, w, k, stride, padding, x.device)
-    taps = torch.cat([weight.reshape(c, k * k), weight.new_zeros(c, 1)], 1)
-    y = torch.bmm(taps[:, index], x.reshape(b, c, h * w).permute(1, 2, 0))  # (C, Ho*Wo, B)
+    basis = tap_basis(h, w, k, stride, padding, x.device).to(weight.dtype)
     out_h, out_w = (h + 2 * padding - k) // stride + 1, (w + 2 * padding - k) // stride + 1
+    matrices = (weight.reshape(c, k * k) @ basis).view(c, out_h * out_w, h * w)
+    y = torch.bmm(matrices, x.reshape(b, c, h * w).permute(1, 2, 0))  # (C, Ho*Wo, B)
     y = y.permute(2, 0, 1).reshape(b, c, out_h, out_w)
     return y if bias is None else y + bias.view(1, c, 1, 1)
 
 
+def uses_matrix(x: torch.Tensor, kernel: int) -> bool:
+    """Whether a depth-wise conv with a ``kernel`` x ``kernel`` filter runs as matrix products on ``x``."""
+    return x.shape[-1] * x.shape[-2] <= MATRIX_MAX_PIXELS_PER_TAP * kernel * kernel
+
+
 def depthwise(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, stride: int,
               padding: int) -> torch.Tensor:
-    """A depth-wise conv: a matrix product on maps smaller than the kernel, else channels-last."""
-    if x.shape[-1] * x.shape[-2] < weight.shape[-1] * weight.shape[-2]:
+    """A depth-wise conv: matrix products on small maps, else channels-last."""
+    if _plain:
+        return F.conv2d(x, weight, bias, stride, padding, groups=x.shape[1])
+    if uses_matrix(x, weight.shape[-1]):
         return depthwise_matrix(x, weight, bias, stride, padding)
     if prefers_channels_last(x):
         x = x.contiguous(memory_format=torch.channels_last)
