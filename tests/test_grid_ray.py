@@ -10,6 +10,7 @@ missing, and the same masking verdicts. Ray runs use 2 workers of one CPU each.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -273,3 +274,55 @@ def test_driver_killed_then_rerun_resumes_without_recomputing(tmp_path: Path, re
     kept = after.merge(before[["id", "created", *KEY]], on=list(KEY), suffixes=("", "_before"))
     assert (kept["id"] == kept["id_before"]).all() and (kept["created"] == kept["created_before"]).all()
     assert_same_rows(results, reference)
+
+
+TRANSFER_GRID = """
+[grid]
+models = ["resnet18", "mobilenetv2"]
+datasets = ["d12"]
+attacks = ["square-surrogate"]
+presets = ["standard"]
+
+[training]
+recipe = "fast"
+epochs = 1
+image_size = 28
+augment = false
+n_train = 200
+
+[evaluation]
+n_test = 40
+checks = false
+surrogate = "resnet18"
+square_queries = 50
+"""
+
+
+def transfer_rows(results: Path) -> pd.DataFrame:
+    frame = rows(results)
+    return frame[frame["attack"] != "clean"].reset_index(drop=True)
+
+
+def test_ray_targets_share_the_surrogates_examples_as_a_local_run_does(tmp_path: Path) -> None:
+    """Two targets (ResNet18, MobileNetV2) attacked by Square crafted on one surrogate (a ResNet18 of
+    the same seed; a surrogate is trained per seed, so targets share it within one), 2 workers: the
+    second target waits for the first one's examples and reuses them, so the Ray run stores the
+    local run's rows -- accuracies and settings, one ``transfer_cache: miss`` then one ``hit`` --
+    instead of two crafts that each say ``miss``."""
+    from robustbench_med.grid.run import RunOptions, run_grid
+    from robustbench_med.grid.spec import load_spec
+
+    local, ray_results = tmp_path / "local", tmp_path / "ray"
+    local.mkdir()
+    grid = local / "grid.toml"
+    grid.write_text(TRANSFER_GRID)
+    outcome = run_grid(load_spec(grid), RunOptions(results_dir=local, data_root=require_data()))
+    assert len(outcome.trained) >= 2
+    want = transfer_rows(local)
+    statuses = [json.loads(s)["transfer_cache"] for s in want["settings"]]
+    assert len(want) == 2 and sorted(statuses) == ["hit", "miss"], statuses
+
+    shutil.copytree(local / "zoo", ray_results / "zoo")
+    run_ray_in_process(grid, ray_results)
+    got = transfer_rows(ray_results)
+    pd.testing.assert_frame_equal(got[list(KEY + SAME)], want[list(KEY + SAME)])

@@ -10,7 +10,11 @@ read: a shared filesystem on a cluster). Then each target's units are tasks: a u
 rows of its checkpoint that the store holds when it is submitted, computes what is missing
 against a scratch store of its own (:mod:`robustbench_med.grid.unit`) and returns the new rows;
 the driver writes them through :meth:`ResultStore.put` as they arrive. A target's ``checks``
-unit is submitted once its other units are stored. A worker that dies is retried by Ray
+unit is submitted once its other units are stored. Transfer units that would craft the same
+surrogate examples (same attack, preset, dataset and surrogate) wait for the first of them in
+plan order, as the local executor runs them: it crafts and caches the examples, the others
+reuse them, and every row says so (``transfer_cache: miss``/``hit``) exactly as a local run's rows
+do; run at once, each would craft its own and store a miss. A worker that dies is retried by Ray
 (``max_retries``); its unit starts again from the rows shipped with it, so nothing is stored
 twice, and a driver that dies leaves every returned row in the store for the rerun.
 """
@@ -107,6 +111,7 @@ class _Driver:
         self.state = statuses(self.plan, self.store)
         self.outcome.already_stored = stored_count(self.plan, self.state)
         self.pending: dict[str, set[str]] = {}  # target id -> ids of its attack units not yet stored
+        self.crafting: dict[tuple, deque[UnitJob]] = {}  # transfer key -> units waiting for its examples
         self.computed: set[str] = set()  # targets that got new rows in this run
         jobs = []
         for target in self.plan.targets:
@@ -120,8 +125,42 @@ class _Driver:
             jobs += [self._job(target, u) for u in attack_units]
             if not attack_units:
                 jobs += self._checks_if_needed(target, missing)
-        self._pool(self.unit_task, jobs, self._unit_done, lambda job: job.unit_id)
+        self._pool(self.unit_task, self._one_crafting_each(jobs), self._unit_done, lambda job: job.unit_id)
         return self.outcome
+
+    # -- transfer units: one per surrogate example set at a time ---------------------------------
+    def _transfer_key(self, job: UnitJob) -> tuple | None:
+        """What the surrogate's examples depend on, for a transfer attack unit (else None)."""
+        from robustbench_med.attacks.spec import parse_attack
+
+        unit = self.plan.unit(job.unit_id)
+        if unit.is_checks or parse_attack(unit.attack).spec.box != "transfer":
+            return None
+        target = self.plan.target(unit.target)
+        r, ev = target.request, target.evaluation
+        return (unit.attack, unit.preset, r.dataset, r.image_size, ev.n_test, ev.surrogate, ev.eps,
+                ev.square_queries, r.train.seed)
+
+    def _one_crafting_each(self, jobs: list[UnitJob]) -> list[UnitJob]:
+        """``jobs`` less the transfer units whose examples another one listed earlier crafts; those
+        wait (in order) until it is stored (:meth:`_next_crafting`)."""
+        now = []
+        for job in jobs:
+            key = self._transfer_key(job)
+            if key is None:
+                now.append(job)
+            elif key in self.crafting:
+                self.crafting[key].append(job)
+            else:
+                self.crafting[key] = deque()
+                now.append(job)
+        return now
+
+    def _next_crafting(self, job: UnitJob) -> list[UnitJob]:
+        """The units that waited for ``job``'s examples (they now find them cached, and may run at
+        once)."""
+        key = self._transfer_key(job)
+        return list(self.crafting.pop(key, ())) if key is not None else []
 
     # -- units ---------------------------------------------------------------------------------
     def _job(self, target: Target, unit: Unit) -> UnitJob:
@@ -191,10 +230,11 @@ class _Driver:
              f"{done.seconds:.1f} s (pid {done.pid})", level="detail")
         if unit.is_checks:
             return []
+        follow = self._next_crafting(job)
         self.pending[target.id].discard(unit.id)
         if self.pending[target.id]:
-            return []
-        return self._checks_if_needed(target, [u for u in target.units if u.is_checks])
+            return follow
+        return follow + self._checks_if_needed(target, [u for u in target.units if u.is_checks])
 
     # -- scheduling ----------------------------------------------------------------------------
     def _pool(self, task: Any, jobs: Iterable[Any], on_done: Callable[[Any, Any], list[Any]],
