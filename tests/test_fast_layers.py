@@ -12,8 +12,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from robustbench_med.models.mail.fastconv import depthwise, pointwise, uses_matrix
+from robustbench_med.models.mail.fastconv import depthwise, plain_layers, pointwise, uses_matrix
+from robustbench_med.models.mail.msgdc import MSGDC
 from robustbench_med.models.mail.norm import SmallMapBatchNorm2d
+from robustbench_med.models.mail.shuffle import channel_shuffle
 
 
 def grads(y: torch.Tensor, inputs: tuple[torch.Tensor, ...], g: torch.Tensor) -> tuple[torch.Tensor, ...]:
@@ -89,3 +91,39 @@ def test_small_map_batch_norm_equals_batch_norm(size):
     fast.eval(), plain.eval()
     torch.testing.assert_close(fast(x), plain(x), atol=1e-5, rtol=1e-5)
     assert set(fast.state_dict()) == set(plain.state_dict())
+
+
+@pytest.mark.parametrize(("channels", "groups"), [(192, 2), (48, 2), (64, 1)])
+def test_shuffle_folded_into_the_pointwise_equals_shuffle_then_conv(channels, groups):
+    """16-group shuffle, then the fuse: folded into one copy where the shuffled groups split evenly
+    (192 = 16 x 12 channels into 2 groups), else shuffled first (48 = 16 x 3 into 2; ungrouped)."""
+    torch.manual_seed(channels)
+    x = torch.randn(4, channels, 5, 5, requires_grad=True)
+    w = torch.randn(24, channels // groups, 1, 1, requires_grad=True)
+    b = torch.randn(24, requires_grad=True)
+    fast = pointwise(x, w, b, 1, groups, shuffle=16)
+    plain = F.conv2d(channel_shuffle(x, 16), w, b, groups=groups)
+    torch.testing.assert_close(fast, plain, atol=1e-4, rtol=1e-4)
+    g = torch.randn_like(plain)
+    for a, c in zip(grads(fast, (x, w, b), g), grads(plain, (x, w, b), g), strict=True):
+        torch.testing.assert_close(a, c, atol=1e-3, rtol=1e-4)
+    assert not torch.allclose(plain, F.conv2d(x, w, b, groups=groups), atol=1e-2)  # the shuffle matters
+
+
+@pytest.mark.parametrize("branch_norm", [False, True])
+def test_msgdc_on_a_channels_last_map_equals_its_plain_layers(branch_norm):
+    """A 16x16 map: depth-wise convs in channels-last memory (their gradient back in NCHW), the
+    branch BatchNorms on contiguous maps, the shuffle folded into the fuse."""
+    torch.manual_seed(3)
+    layer = MSGDC(32, 32, branch_norm=branch_norm).train()
+    x = torch.randn(4, 32, 16, 16, requires_grad=True)
+    fast = layer(x)
+    with plain_layers():
+        plain = layer(x)
+    torch.testing.assert_close(fast, plain, atol=1e-4, rtol=1e-4)
+    g = torch.randn_like(plain)
+    inputs = (x, *layer.parameters())
+    fast_grads = torch.autograd.grad(fast, inputs, g, retain_graph=True)
+    plain_grads = torch.autograd.grad(plain, inputs, g)
+    for a, c in zip(fast_grads, plain_grads, strict=True):
+        torch.testing.assert_close(a, c, atol=1e-3, rtol=1e-3)

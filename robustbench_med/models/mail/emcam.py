@@ -95,7 +95,7 @@ class EMCAM(nn.Module):
         return gate * self._gate(self._theta_s() * self.emsca(x * gate).unsqueeze(0))
 
     def forward(self, xs: list[torch.Tensor]) -> list[torch.Tensor]:
-        x = torch.stack(xs)
+        x = xs[0].unsqueeze(0) if len(xs) == 1 else torch.stack(xs)  # one branch: a view, no copy
         a = self.attention(x)
         if self.noise is not None and self.man == MAN_CODE:
             n = (a + self.noise(a.flatten(0, 1)).view_as(a)).clamp(0.0, 1.0)

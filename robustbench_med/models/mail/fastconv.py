@@ -46,7 +46,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-CHANNELS_LAST_MIN_PIXELS = 64
+from robustbench_med.models.mail.shuffle import channel_shuffle
+
+CHANNELS_LAST_MIN_PIXELS = 256  # 16x16 and up (on 8x8 maps NCHW measured faster, its copies fewer)
 MATRIX_MAX_PIXELS_PER_TAP = 3  # matrix products up to 3x the conv's multiply-adds: H*W <= 3 k*k
 LINEAR_MAX_PIXELS = 16  # ungrouped 1x1 convs on maps up to 4x4 run as one F.linear
 _plain = False
@@ -92,9 +94,33 @@ def is_plain() -> bool:
     return _plain
 
 
+class _ChannelsLast(torch.autograd.Function):
+    """``x`` in channels-last memory; the gradient goes back contiguous (NCHW)."""
+
+    @staticmethod
+    def forward(ctx: object, x: torch.Tensor) -> torch.Tensor:
+        return x.contiguous(memory_format=torch.channels_last)
+
+    @staticmethod
+    def backward(ctx: object, grad: torch.Tensor) -> torch.Tensor:
+        return grad.contiguous()
+
+
+def channels_last(x: torch.Tensor) -> torch.Tensor:
+    """``x`` in channels-last memory for the depth-wise convs, its gradient handed back in NCHW:
+    the caller's other branches send NCHW gradients to ``x``, and adding a channels-last one to
+    them runs 4-5x slower than adding two of one layout."""
+    return _ChannelsLast.apply(x) if x.requires_grad else x.contiguous(memory_format=torch.channels_last)
+
+
 def pointwise(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, stride: int = 1,
-              groups: int = 1) -> torch.Tensor:
-    """``F.conv2d(x, weight, bias, stride, 0, groups=groups)`` for a 1x1 ``weight``."""
+              groups: int = 1, shuffle: int = 0) -> torch.Tensor:
+    """``F.conv2d(x, weight, bias, stride, 0, groups=groups)`` for a 1x1 ``weight``, on
+    ``channel_shuffle(x, shuffle)`` when ``shuffle`` is set (for a grouped conv, the shuffle is
+    folded into the copy that lays the input out for the batched product: one copy, not two)."""
+    b, c = x.shape[:2]
+    if shuffle and (_plain or groups == 1 or (c // shuffle) % groups):
+        x, shuffle = channel_shuffle(x, shuffle), 0
     if _plain:
         return F.conv2d(x, weight, bias, stride, groups=groups)
     if groups == 1:
@@ -111,7 +137,13 @@ def pointwise(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, 
         x = x[..., ::stride, ::stride]
     b, c, h, w = x.shape
     out = weight.shape[0]
-    columns = x.reshape(b, groups, c // groups, h * w).permute(1, 2, 0, 3).reshape(groups, c // groups, -1)
+    if shuffle:  # channel a * n + r (n = c / shuffle) goes to r * shuffle + a: group r // (n / groups)
+        n = c // shuffle
+        columns = (x.reshape(b, shuffle, groups, n // groups, h * w).permute(2, 3, 1, 0, 4)
+                   .reshape(groups, c // groups, -1))
+    else:
+        columns = (x.reshape(b, groups, c // groups, h * w).permute(1, 2, 0, 3)
+                   .reshape(groups, c // groups, -1))
     y = torch.bmm(weight.reshape(groups, out // groups, c // groups), columns)
     if bias is not None:
         y = y + bias.view(groups, out // groups, 1)

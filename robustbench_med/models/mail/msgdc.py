@@ -19,7 +19,12 @@ import torch
 from torch import nn
 
 from robustbench_med.models.mail.defaults import batch_norm
-from robustbench_med.models.mail.fastconv import PointwiseConv2d, prefers_channels_last
+from robustbench_med.models.mail.fastconv import (
+    PointwiseConv2d,
+    channels_last,
+    pointwise,
+    prefers_channels_last,
+)
 from robustbench_med.models.mail.rpf import conv2d
 from robustbench_med.models.mail.shuffle import channel_shuffle
 
@@ -41,17 +46,28 @@ class MSGDC(nn.Module):
         norm = batch_norm if branch_norm else (lambda _: nn.Identity())
         self.gpc_norm, self.dw3_norm, self.dw5_norm = norm(out_channels), norm(in_channels), norm(in_channels)
         self.shuffle_groups = groups if shuffle else 0
+        self.branch_norm = branch_norm
         self.fuse = PointwiseConv2d(out_channels + 2 * in_channels, out_channels, groups=fuse_groups,
                                     bias=bias)
         self.fuse_norm = batch_norm(out_channels) if fuse_norm else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        spatial = x.contiguous(memory_format=torch.channels_last) if prefers_channels_last(x) else x
-        out = torch.cat([self.gpc_norm(self.gpc(x)), self.dw3_norm(self.dw3(spatial)),
-                         self.dw5_norm(self.dw5(spatial))], 1)
-        if self.shuffle_groups:
-            out = channel_shuffle(out, self.shuffle_groups)
-        return self.fuse_norm(self.fuse(out))
+        spatial = channels_last(x) if prefers_channels_last(x) else x
+        dw3, dw5 = self.dw3(spatial), self.dw5(spatial)
+        if self.branch_norm:  # BatchNorm's backward on channels-last maps is ~5x slower than on NCHW
+            dw3, dw5 = dw3.contiguous(), dw5.contiguous()
+        out = torch.cat([self.gpc_norm(self.gpc(x)), self.dw3_norm(dw3), self.dw5_norm(dw5)], 1)
+        return self.fuse_norm(self._fuse(out))
+
+    def _fuse(self, out: torch.Tensor) -> torch.Tensor:
+        """fuse(shuffle(out)); the shuffle folded into the fuse's own input copy when the fuse is
+        still our layer (a defense that replaced or wrapped it gets the shuffled input)."""
+        if not self.shuffle_groups:
+            return self.fuse(out)
+        if type(self.fuse) is PointwiseConv2d:
+            fuse = self.fuse
+            return pointwise(out, fuse.weight, fuse.bias, 1, fuse.groups, shuffle=self.shuffle_groups)
+        return self.fuse(channel_shuffle(out, self.shuffle_groups))
 
 
 class PointwiseOnly(nn.Module):
