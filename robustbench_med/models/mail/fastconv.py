@@ -4,8 +4,8 @@ MAIL is built from many cheap convolutions (grouped 1x1, depth-wise 3x3 and
 5x5) that oneDNN handles poorly on a CPU: a grouped 1x1 conv (EMILA's
 2-group fuse, the 16-group GPC) runs its backward 1.5-3x slower than the
 same products as one batched matrix multiply per group, and a depth-wise
-conv's backward in NCHW ~1.7x slower than in channels-last memory once the
-map is 8x8 or larger (measured with ``benchmarks/mail_step_ratio.py`` and
+conv's backward in NCHW slower than in channels-last memory once the map is
+16x16 or larger (measured with ``benchmarks/mail_step_ratio.py`` and
 per-shape timings, one thread). So:
 
 - a grouped 1x1 conv (any stride) is ``bmm(W_g, X_g)`` with the input laid
@@ -19,7 +19,7 @@ per-shape timings, one thread). So:
   conv's multiply-adds, and still faster: oneDNN's depth-wise backward is
   slow on small maps (a 5x5 on (32, 64, 7, 7): 3.8 ms forward and backward
   against 0.9 ms; on (32, 512, 1, 1), where it walks the padding taps, 15 ms
-  against 0.4 ms). A map of 8x8 or more that is not taken that way runs in
+  against 0.4 ms). A map of 16x16 or more runs in
   channels-last memory (the caller converts once for both depth-wise
   branches; the concatenation that follows reads either layout);
 - an ungrouped 1x1 conv on a map of at most 4x4 pixels (after its stride) is
