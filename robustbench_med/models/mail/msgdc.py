@@ -53,10 +53,11 @@ class MSGDC(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         spatial = channels_last(x) if prefers_channels_last(x) else x
+        gpc = self.gpc_norm(self.gpc(x))  # first: random-projection convs draw in gpc, dw3, dw5 order
         dw3, dw5 = self.dw3(spatial), self.dw5(spatial)
         if self.branch_norm:  # BatchNorm's backward on channels-last maps is ~5x slower than on NCHW
             dw3, dw5 = dw3.contiguous(), dw5.contiguous()
-        out = torch.cat([self.gpc_norm(self.gpc(x)), self.dw3_norm(dw3), self.dw5_norm(dw5)], 1)
+        out = torch.cat([gpc, self.dw3_norm(dw3), self.dw5_norm(dw5)], 1)
         return self.fuse_norm(self._fuse(out))
 
     def _fuse(self, out: torch.Tensor) -> torch.Tensor:
