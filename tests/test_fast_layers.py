@@ -2,7 +2,7 @@
 
 Each path (depth-wise as matrix products or channels-last, 1x1 as ``F.linear`` or batched products,
 BatchNorm over rows) is compared with ``F.conv2d`` / ``nn.BatchNorm2d`` on every map size that picks
-it, forward and backward, (whole models: ``test_mail_speed_equivalence.py``).
+it, forward and backward (whole models: ``test_mail_speed_equivalence.py``).
 """
 
 from __future__ import annotations
@@ -18,13 +18,21 @@ from robustbench_med.models.mail.norm import SmallMapBatchNorm2d
 from robustbench_med.models.mail.shuffle import channel_shuffle
 
 
-def grads(y: torch.Tensor, inputs: tuple[torch.Tensor, ...], g: torch.Tensor) -> tuple[torch.Tensor, ...]:
-    return torch.autograd.grad(y, inputs, g)
-
-
 def channels_last_grad(y: torch.Tensor) -> torch.Tensor:
     """An upstream gradient laid out channels-last, as the row paths hand back."""
     return torch.randn_like(y).contiguous(memory_format=torch.channels_last)
+
+
+def assert_same(fast: torch.Tensor, plain: torch.Tensor, inputs: tuple[torch.Tensor, ...],
+                upstream: torch.Tensor, *, tol: float, grad_atol: float, grad_rtol: float,
+                plain_inputs: tuple[torch.Tensor, ...] | None = None) -> None:
+    """Equal outputs (``tol``) and equal gradients of ``upstream`` through both to their inputs."""
+    assert fast.shape == plain.shape
+    torch.testing.assert_close(fast, plain, atol=tol, rtol=tol)
+    fast_grads = torch.autograd.grad(fast, inputs, upstream)
+    plain_grads = torch.autograd.grad(plain, plain_inputs or inputs, upstream)
+    for a, c in zip(fast_grads, plain_grads, strict=True):
+        torch.testing.assert_close(a, c, atol=grad_atol, rtol=grad_rtol)
 
 
 @pytest.mark.parametrize("size", [1, 2, 4, 7, 8, 9])
@@ -37,11 +45,7 @@ def test_depthwise_equals_conv2d(size, kernel, stride):
     b = torch.randn(16, requires_grad=True)
     fast = depthwise(x, w, b, stride, kernel // 2)
     plain = F.conv2d(x, w, b, stride, kernel // 2, groups=16)
-    assert fast.shape == plain.shape
-    torch.testing.assert_close(fast, plain, atol=1e-4, rtol=1e-4)
-    g = channels_last_grad(plain)
-    for a, c in zip(grads(fast, (x, w, b), g), grads(plain, (x, w, b), g), strict=True):
-        torch.testing.assert_close(a, c, atol=1e-3, rtol=1e-4)
+    assert_same(fast, plain, (x, w, b), channels_last_grad(plain), tol=1e-5, grad_atol=1e-5, grad_rtol=1e-5)
 
 
 def test_matrix_path_covers_the_small_maps():
@@ -63,11 +67,8 @@ def test_pointwise_equals_conv2d(size, stride, groups):
     b = torch.randn(48, requires_grad=True)
     fast = pointwise(x, w, b, stride, groups)
     plain = F.conv2d(x, w, b, stride, groups=groups)
-    assert fast.shape == plain.shape and (groups > 1 or fast.is_contiguous())
-    torch.testing.assert_close(fast, plain, atol=1e-4, rtol=1e-4)
-    g = channels_last_grad(plain)
-    for a, c in zip(grads(fast, (x, w, b), g), grads(plain, (x, w, b), g), strict=True):
-        torch.testing.assert_close(a, c, atol=1e-3, rtol=1e-4)
+    assert groups > 1 or fast.is_contiguous()
+    assert_same(fast, plain, (x, w, b), channels_last_grad(plain), tol=1e-5, grad_atol=1e-5, grad_rtol=1e-5)
 
 
 @pytest.mark.parametrize("size", [1, 2, 4])
@@ -81,11 +82,8 @@ def test_small_map_batch_norm_equals_batch_norm(size):
     x = (torch.randn(8, 24, size, size) * 3 + 1).requires_grad_()
     y_fast, y_plain = fast(x), plain(x)
     assert y_fast.is_contiguous()
-    torch.testing.assert_close(y_fast, y_plain, atol=1e-5, rtol=1e-5)
-    g = torch.randn_like(y_plain)
-    inputs = (x, fast.weight, fast.bias), (x, plain.weight, plain.bias)
-    for a, c in zip(grads(y_fast, inputs[0], g), grads(y_plain, inputs[1], g), strict=True):
-        torch.testing.assert_close(a, c, atol=1e-4, rtol=1e-4)
+    assert_same(y_fast, y_plain, (x, fast.weight, fast.bias), torch.randn_like(y_plain), tol=1e-5,
+                grad_atol=1e-4, grad_rtol=1e-4, plain_inputs=(x, plain.weight, plain.bias))
     for name in ("running_mean", "running_var", "num_batches_tracked"):
         torch.testing.assert_close(getattr(fast, name), getattr(plain, name))
     fast.eval(), plain.eval()
@@ -103,10 +101,7 @@ def test_shuffle_folded_into_the_pointwise_equals_shuffle_then_conv(channels, gr
     b = torch.randn(24, requires_grad=True)
     fast = pointwise(x, w, b, 1, groups, shuffle=16)
     plain = F.conv2d(channel_shuffle(x, 16), w, b, groups=groups)
-    torch.testing.assert_close(fast, plain, atol=1e-4, rtol=1e-4)
-    g = torch.randn_like(plain)
-    for a, c in zip(grads(fast, (x, w, b), g), grads(plain, (x, w, b), g), strict=True):
-        torch.testing.assert_close(a, c, atol=1e-3, rtol=1e-4)
+    assert_same(fast, plain, (x, w, b), torch.randn_like(plain), tol=1e-5, grad_atol=1e-5, grad_rtol=1e-5)
     assert not torch.allclose(plain, F.conv2d(x, w, b, groups=groups), atol=1e-2)  # the shuffle matters
 
 
@@ -120,10 +115,5 @@ def test_msgdc_on_a_channels_last_map_equals_its_plain_layers(branch_norm):
     fast = layer(x)
     with plain_layers():
         plain = layer(x)
-    torch.testing.assert_close(fast, plain, atol=1e-4, rtol=1e-4)
-    g = torch.randn_like(plain)
-    inputs = (x, *layer.parameters())
-    fast_grads = torch.autograd.grad(fast, inputs, g, retain_graph=True)
-    plain_grads = torch.autograd.grad(plain, inputs, g)
-    for a, c in zip(fast_grads, plain_grads, strict=True):
-        torch.testing.assert_close(a, c, atol=1e-3, rtol=1e-3)
+    assert_same(fast, plain, (x, *layer.parameters()), torch.randn_like(plain), tol=1e-4, grad_atol=1e-3,
+                grad_rtol=1e-3)
