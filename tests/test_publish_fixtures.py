@@ -25,11 +25,14 @@ ENTRY_COLUMNS = ["model", "defense", "dataset", "task", "seed", "subset", "check
 
 
 def board_counts() -> dict[str, int]:
-    """Rows, entries and checks of the published CSVs, counted with pandas (not with our importer)."""
+    """Rows, entries, entries on the board (not superseded) and checks of the published CSVs, counted
+    with pandas (not with our importer)."""
     import pandas as pd
 
     board = pd.read_csv(BOARD_CSV)
+    newest = board[~board["superseded"]] if "superseded" in board else board
     return {"rows": len(board), "entries": board.groupby(ENTRY_COLUMNS, dropna=False).ngroups,
+            "shown": newest.groupby(ENTRY_COLUMNS, dropna=False).ngroups,
             "checks": len(pd.read_csv(CHECKS_CSV))}
 
 

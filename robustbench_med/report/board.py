@@ -245,6 +245,14 @@ def board_rows(entries: list[dict[str, Any]]) -> list[Row]:
                                        r.entry["code_version"], r.preset))
 
 
+def superseded_text(count: int) -> str:
+    """What the board says of the entries it leaves out (:mod:`robustbench_med.report.latest`)."""
+    return (f"One row per checkpoint and test subset: its newest measurement. {count} older "
+            f"measurement{'s' * (count != 1)} of the same checkpoints (re-run after a change to the "
+            "result-deciding code) are left out here; they stay in the entry files and in the long CSV "
+            "(column \"superseded\").")
+
+
 def columns(rows: list[Row]) -> tuple[list[str], list[str]]:
     """The attack columns and the probe columns present in ``rows``, in display order."""
     attacks = sorted({label for r in rows for label in r.slots}, key=attack_order)

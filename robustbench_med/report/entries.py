@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Iterable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -197,6 +198,13 @@ def _no_defense(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.assign(defense=frame["defense"].fillna("").replace("", "none"))
 
 
+def _measured(group: pd.DataFrame) -> dict[str, str]:
+    """``measured``: when the entry's newest cell was stored (what the board orders re-measurements
+    of one checkpoint by); absent where the rows do not say (a CSV export)."""
+    times = group["created"].dropna() if "created" in group else pd.Series(dtype=object)
+    return {"measured": max(times, key=datetime.fromisoformat)} if len(times) else {}
+
+
 def entries_from_frames(results: pd.DataFrame, checks: pd.DataFrame) -> list[dict[str, Any]]:
     """Group a store's rows (``ResultStore.frame``, or the published long CSV) into entries."""
     if results.empty:
@@ -223,6 +231,7 @@ def entries_from_frames(results: pd.DataFrame, checks: pd.DataFrame) -> list[dic
             "cells": [_cell(row) for _, row in group.iterrows()],
             "checks": [_check(row) for _, row in by_key.get(key, pd.DataFrame()).iterrows()],
             "claims": claims_for(first["model"], first["defense"], first["dataset"], first["task"]),
+            **_measured(group),
         })
     return entries
 

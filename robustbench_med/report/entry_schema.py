@@ -8,6 +8,7 @@ machine), so nothing is rendered from one that does not match: the first mismatc
 from __future__ import annotations
 
 import re
+from datetime import datetime
 from typing import Any
 
 from robustbench_med.errors import MedrobustError
@@ -29,7 +30,7 @@ class _Problem(Exception):
         self.field, self.reason = field, reason
 
 
-# field -> (kind, required); kinds: str, int, number, bool, dict, list, fraction, sha, and "?"-prefixed
+# field -> (kind, required); kinds: str, int, number, bool, dict, list, fraction, sha, time, and "?"-prefixed
 # kinds accept null.
 TOP_FIELDS: dict[str, tuple[str, bool]] = {
     "schema": ("str", True), "model": ("str", True), "defense": ("str", True), "dataset": ("str", True),
@@ -37,7 +38,7 @@ TOP_FIELDS: dict[str, tuple[str, bool]] = {
     "checkpoint_sha256": ("sha", True), "code_version": ("str", True), "image_size": ("?int", True),
     "training_budget": ("?dict", True), "randomized": ("bool", True), "cells": ("list", True),
     "checks": ("list", True), "claims": ("list", True), "source": ("str", False),
-    "options": ("dict", False), "training_attack": ("str", False),
+    "options": ("dict", False), "training_attack": ("str", False), "measured": ("time", False),
 }
 CELL_FIELDS: dict[str, tuple[str, bool]] = {
     "attack": ("str", True), "preset": ("str", True), "protocol": ("str", True), "eps": ("number", True),
@@ -55,6 +56,14 @@ CLAIM_FIELDS: dict[str, tuple[str, bool]] = {
 }
 
 
+def _is_time(value: Any) -> bool:
+    """An ISO 8601 time with an offset: entries from different machines are ordered by it."""
+    try:
+        return isinstance(value, str) and datetime.fromisoformat(value).tzinfo is not None
+    except ValueError:
+        return False
+
+
 def _kind_problem(value: Any, kind: str) -> str | None:
     """Why ``value`` is not of ``kind``; None when it is."""
     if kind.startswith("?"):
@@ -66,12 +75,13 @@ def _kind_problem(value: Any, kind: str) -> str | None:
           "int": isinstance(value, int) and not isinstance(value, bool),
           "number": number, "bool": isinstance(value, bool), "dict": isinstance(value, dict),
           "list": isinstance(value, list), "fraction": number and 0 <= value <= 1,
-          "sha": isinstance(value, str) and bool(SHA256.match(value))}[kind]
+          "sha": isinstance(value, str) and bool(SHA256.match(value)), "time": _is_time(value)}[kind]
     if ok:
         return None
     wanted = {"str": "a non-empty string", "int": "an integer", "number": "a number", "bool": "true or false",
               "dict": "an object", "list": "a list", "fraction": "a number in [0, 1]",
-              "sha": "64 lower-case hex digits (sha256)"}[kind]
+              "sha": "64 lower-case hex digits (sha256)",
+              "time": "an ISO 8601 time with its UTC offset (2026-12-02T07:30:00+0000)"}[kind]
     return f"must be {wanted}, got {value!r:.60}"
 
 

@@ -7,6 +7,7 @@ from typing import Any
 
 import pandas as pd
 
+from robustbench_med.report.latest import superseded
 from robustbench_med.report.leaderboard import code_status
 
 KEY = ("dataset", "task", "model", "defense", "subset", "checkpoint_sha", "code_version")
@@ -27,16 +28,17 @@ def _entry_key(entry: dict[str, Any]) -> dict[str, Any]:
 
 
 def results_frame(entries: list[dict[str, Any]]) -> pd.DataFrame:
-    """One line per cell, the store's columns plus ``code`` and the percentages (the long CSV)."""
+    """One line per cell, the store's columns plus ``code``, ``superseded`` (a newer entry of the same
+    checkpoint and subset exists) and the percentages (the long CSV)."""
     rows = []
-    for entry in entries:
+    for entry, old in zip(entries, superseded(entries), strict=True):
         for cell in entry["cells"]:
             rows.append({**_entry_key(entry), **{k: cell[k] for k in CELL_VALUES},
                          "image_size": entry["image_size"],
                          "settings": json.dumps(cell["settings"], sort_keys=True),
                          "versions": json.dumps(cell["versions"], sort_keys=True),
-                         "source": entry.get("source", "")})
-    frame = pd.DataFrame(rows, columns=list(RESULT_COLUMNS))
+                         "source": entry.get("source", ""), "superseded": old})
+    frame = pd.DataFrame(rows, columns=[*RESULT_COLUMNS, "superseded"]).astype({"superseded": bool})
     order = [*KEY, "attack", "preset", "protocol", "eps"]
     frame = frame.sort_values(order, kind="stable").reset_index(drop=True)
     frame["code"] = code_status(frame["code_version"])
@@ -46,8 +48,9 @@ def results_frame(entries: list[dict[str, Any]]) -> pd.DataFrame:
 
 
 def checks_frame(entries: list[dict[str, Any]]) -> pd.DataFrame:
+    """One line per check with its evidence, ``superseded`` as in :func:`results_frame`."""
     rows = [{**_entry_key(entry), "protocol": check["protocol"], "check_name": check["name"],
-             **{k: check[k] for k in ("status", "detail", "statistic", "p_value")}}
-            for entry in entries for check in entry["checks"]]
-    frame = pd.DataFrame(rows, columns=list(CHECK_COLUMNS))
+             **{k: check[k] for k in ("status", "detail", "statistic", "p_value")}, "superseded": old}
+            for entry, old in zip(entries, superseded(entries), strict=True) for check in entry["checks"]]
+    frame = pd.DataFrame(rows, columns=[*CHECK_COLUMNS, "superseded"]).astype({"superseded": bool})
     return frame.sort_values([*KEY, "check_name"], kind="stable").reset_index(drop=True)

@@ -14,7 +14,7 @@ from html import escape
 from importlib import resources
 from pathlib import Path
 
-from robustbench_med.report.board import Cell, Row, Slot, columns, entry_budget_text
+from robustbench_med.report.board import Cell, Row, Slot, columns, entry_budget_text, superseded_text
 from robustbench_med.report.entries import options_text
 from robustbench_med.versions import code_version
 
@@ -181,7 +181,8 @@ LEGEND = ('<p class="legend">Hover a number for its n, 95% bootstrap interval, s
           "checkout's. Click a column header to sort.</p>")
 
 
-def render_page(title: str, rows: list[Row], nav: list[tuple[str, str]], plots: list[str]) -> str:
+def render_page(title: str, rows: list[Row], nav: list[tuple[str, str]], plots: list[str],
+                superseded: int = 0) -> str:
     """One page: header, budget, filters, the sortable table, the sweep plots."""
     attacks, probes = columns(rows)
     head = "".join(f'<th class="{cls}" title="{_attr(tip)}">{escape(name)}</th>' if tip else
@@ -199,14 +200,17 @@ def render_page(title: str, rows: list[Row], nav: list[tuple[str, str]], plots: 
             f'<p class="lead">{len(rows)} rows: one per model, defense, dataset, test subset and attack '
             "preset. "
             "Written by <code>medrobust leaderboard render</code> from the entry files alone.</p>\n"
+            + (f'<p class="lead">{escape(superseded_text(superseded))}</p>\n' if superseded else "") +
             f"{_budget_box(rows)}\n{LEGEND}\n{_filters(rows)}\n<div class=\"wrap\"><table class=\"board\">"
             f"<thead><tr>{head}</tr></thead>\n<tbody>\n{body}\n</tbody></table></div>\n{plots_html}\n"
             f"<script>\n{_static('board.js')}</script>\n</body>\n</html>\n")
 
 
-def write_site(rows: list[Row], out: Path, plots: dict[str, list[str]]) -> list[Path]:
+def write_site(rows: list[Row], out: Path, plots: dict[str, list[str]],
+               superseded: dict[str, int] | None = None) -> list[Path]:
     """``index.html`` (every row) and ``<dataset>.html`` per dataset; ``plots`` maps dataset -> SVG paths
-    relative to ``out``."""
+    relative to ``out``; ``superseded`` counts the older entries left out, per dataset."""
+    superseded = superseded or {}
     datasets = sorted({r.dataset for r in rows})
     nav = [("all datasets", "index.html"), *((d, f"{d}.html") for d in datasets)]
     pages = {"index.html": ("medrobust leaderboard: all datasets", rows,
@@ -217,6 +221,7 @@ def write_site(rows: list[Row], out: Path, plots: dict[str, list[str]]) -> list[
     paths = []
     for name, (title, page_rows, page_plots) in pages.items():
         path = out / name
-        path.write_text(render_page(title, page_rows, nav, page_plots), encoding="utf-8")
+        hidden = sum(superseded.values()) if name == "index.html" else superseded.get(name[:-len(".html")], 0)
+        path.write_text(render_page(title, page_rows, nav, page_plots, hidden), encoding="utf-8")
         paths.append(path)
     return paths

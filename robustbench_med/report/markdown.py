@@ -6,7 +6,7 @@ board; this page keeps what a reader compares: clean, worst case, each attack, t
 
 from __future__ import annotations
 
-from robustbench_med.report.board import Row, Slot, columns, entry_budget_text
+from robustbench_med.report.board import Row, Slot, columns, entry_budget_text, superseded_text
 
 
 def _slot(slot: Slot | None) -> str:
@@ -26,12 +26,15 @@ def _line(cells: list[str]) -> str:
     return "| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |"
 
 
-def render_markdown(rows: list[Row]) -> str:
+def render_markdown(rows: list[Row], superseded: int = 0) -> str:
+    """The board; ``superseded`` older entries of the same checkpoints were left out (said at the top)."""
     out = ["# medrobust leaderboard", "",
            "Written by `medrobust leaderboard render` from `entries/`. Accuracy % at eps 4/255 over all n "
            "test points; `a / b (-d)` is single draw / EOT (drop); worst = lowest over the row's attacks; "
            "paper = the paper's clean ACC / AUC at its own budget; masking lists the checks that failed. "
            "Intervals, settings and versions: the HTML board and the entry files.", ""]
+    if superseded:
+        out += [superseded_text(superseded), ""]
     for dataset in sorted({r.dataset for r in rows}):
         page = [r for r in rows if r.dataset == dataset]
         attacks, probes = columns(page)
