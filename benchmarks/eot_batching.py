@@ -10,7 +10,12 @@ gain of the larger batch; the looped ratio is the reference (about 1 plus the
 re-draw overhead). Real training images, model in eval mode, median of a few
 repetitions; models whose draws are not per sample are timed on the loop only.
 
-    python benchmarks/eot_batching.py --data-root ../shared/data
+``--device cuda`` runs it on the GPU: images and models live there (placed as
+medrobust places them, :func:`robustbench_med.device.place_model`: channels-last,
+cuDNN autotuning on) and every timing synchronises the device before reading the
+clock (``benchmarks/gpu_check.sh`` runs it so).
+
+    python benchmarks/eot_batching.py --data-root ../shared/data [--device cpu]
 """
 
 from __future__ import annotations
@@ -26,17 +31,25 @@ import torch.nn.functional as F
 
 from robustbench_med.attacks.engine import eot_gradient
 from robustbench_med.data.loading import load_dataset
+from robustbench_med.device import place_model, resolve_device
 from robustbench_med.errors import MedrobustError
 from robustbench_med.models.builder import build_model
 from robustbench_med.randomness import draws_per_sample
 
 
-def median_seconds(run: Callable[[], object], repeats: int) -> float:
-    run()  # warm-up: allocator and first-call overheads
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def median_seconds(run: Callable[[], object], repeats: int, device: torch.device) -> float:
+    run()  # warm-up: allocator and first-call overheads, cuDNN autotuning
+    sync(device)
     times = []
     for _ in range(repeats):
         started = time.perf_counter()
         run()
+        sync(device)  # CUDA runs asynchronously: wait for the kernels before reading the clock
         times.append(time.perf_counter() - started)
     return statistics.median(times)
 
@@ -50,30 +63,37 @@ def main() -> None:
     parser.add_argument("--draws", type=int, default=20)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--models", default="robust_mail-man-only,robust_mail")
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
+                        help="where it runs (cuda: synchronised timings)")
     args = parser.parse_args()
     if args.batch < 1 or args.draws < 2 or args.repeats < 1:
         print("error: --batch and --repeats must be at least 1, --draws at least 2", file=sys.stderr)
         raise SystemExit(2)
     try:
+        device = resolve_device(args.device)  # cuda: cuDNN autotuning, as medrobust runs
         data = load_dataset(args.dataset, data_root=args.data_root, image_size=args.image_size,
                             n_train=args.batch)
-        nets = {name: build_model(name, data.info, seed=0).eval() for name in args.models.split(",")}
-    except MedrobustError as error:  # bad model or dataset name, missing data: one line, exit 2
+        nets = {name: place_model(build_model(name, data.info, seed=0), device).eval()
+                for name in args.models.split(",")}
+    except MedrobustError as error:  # no GPU, bad model or dataset name, missing data: one line, exit 2
         print(f"error: {error}", file=sys.stderr)
         raise SystemExit(2) from None
-    x, y = data.train.x, data.train.y
+    x, y = data.train.x.to(device), data.train.y.to(device)
     k = args.draws
+    where = (f"cuda ({torch.cuda.get_device_name(device)})" if device.type == "cuda"
+             else f"cpu, threads {torch.get_num_threads()}")
     print(f"{args.dataset}, batch {len(x)} at {args.image_size} px, EOT-{k}, median of {args.repeats}, "
-          f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+          f"torch {torch.__version__}, {where}")
     print(f"{'model':24s} {'per sample':>10s} {'fwd+bwd s':>10s} {'looped':>8s} {'batched':>8s}"
           "   (EOT time / (K x fwd+bwd))")
     for name, net in nets.items():
-        one = median_seconds(lambda n=net: eot_gradient(n, x, y, F.cross_entropy, 1, n), args.repeats)
+        one = median_seconds(lambda n=net: eot_gradient(n, x, y, F.cross_entropy, 1, n), args.repeats,
+                             device)
         looped = median_seconds(lambda n=net: eot_gradient(n, x, y, F.cross_entropy, k, n, batched=False),
-                                args.repeats)
+                                args.repeats, device)
         per_sample = draws_per_sample(net)
         batched = (median_seconds(lambda n=net: eot_gradient(n, x, y, F.cross_entropy, k, n, batched=True),
-                                  args.repeats) if per_sample else None)
+                                  args.repeats, device) if per_sample else None)
         shown = f"{batched / (k * one):8.3f}" if batched is not None else f"{'loop':>8s}"
         print(f"{name:24s} {per_sample!s:>10s} {one:10.4f} {looped / (k * one):8.3f} {shown}")
 

@@ -15,14 +15,20 @@ machine).
 ``--model`` takes a comma-separated list (``mail_rn18,robust_mail``): every
 model is timed in the same interleaved rounds and gets its own ratio.
 
+``--device cuda`` times the steps on the GPU: batch and models live there, the
+models placed as medrobust places them (:func:`robustbench_med.device.place_model`:
+channels-last on CUDA; cuDNN autotuning on), and every timing synchronises the
+device before reading the clock (``benchmarks/gpu_check.sh`` runs it so).
+
 Usage: python benchmarks/mail_step_ratio.py [--image-size 128] [--batch 16] [--repeats 5]
-       [--model mail_rn18[,robust_mail]] [--baseline resnet18] [--threads 1]
+       [--model mail_rn18[,robust_mail]] [--baseline resnet18] [--threads 1] [--device cpu]
 """
 
 from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import time
 from collections.abc import Callable
 
@@ -31,6 +37,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from robustbench_med.data.spec import DataInfo, TaskInfo
+from robustbench_med.device import place_model, resolve_device
+from robustbench_med.errors import MedrobustError
 from robustbench_med.models import build_model
 
 
@@ -46,9 +54,16 @@ def step_fn(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> Callable[[], 
     return step
 
 
-def timed(fn: Callable[[], None]) -> float:
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def timed(fn: Callable[[], None], device: torch.device) -> float:
+    sync(device)  # nothing queued from before is counted
     start = time.perf_counter()
     fn()
+    sync(device)  # CUDA runs asynchronously: wait for this step's kernels
     return time.perf_counter() - start
 
 
@@ -60,29 +75,41 @@ def main() -> None:
     parser.add_argument("--model", default="mail_rn18", help="comma-separated models to time")
     parser.add_argument("--baseline", default="resnet18")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (0: torch's default)")
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
+                        help="where the steps run (cuda: synchronised timings)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    info = DataInfo("bench", 3, args.image_size, (TaskInfo("bench", 2),), ((0.5,) * 3,), ((0.25,) * 3,))
-    torch.manual_seed(0)
-    x = torch.rand(args.batch, 3, args.image_size, args.image_size)
-    y = torch.randint(0, 2, (args.batch,))
-    models = [name for name in args.model.split(",") if name]
-    steps = {name: step_fn(build_model(name, info, seed=0), x, y) for name in (*models, args.baseline)}
-    for step in steps.values():  # warm-up: allocator, oneDNN primitives
+    try:
+        device = resolve_device(args.device)  # cuda: cuDNN autotuning, as medrobust runs
+        info = DataInfo("bench", 3, args.image_size, (TaskInfo("bench", 2),), ((0.5,) * 3,),
+                        ((0.25,) * 3,))
+        torch.manual_seed(0)
+        x = torch.rand(args.batch, 3, args.image_size, args.image_size, device=device)
+        y = torch.randint(0, 2, (args.batch,), device=device)
+        models = [name for name in args.model.split(",") if name]
+        steps = {name: step_fn(place_model(build_model(name, info, seed=0), device), x, y)
+                 for name in (*models, args.baseline)}
+    except MedrobustError as error:  # no GPU, unknown model: one line, exit 2
+        print(f"error: {error}", file=sys.stderr)
+        raise SystemExit(2) from None
+    for step in steps.values():  # warm-up: allocator, oneDNN primitives, cuDNN autotuning
         step()
         step()
+    sync(device)
     times: dict[str, list[float]] = {name: [] for name in steps}
     for _ in range(args.repeats):  # interleaved, so load changes hit both sides alike
         for name, step in steps.items():
-            times[name].append(timed(step))
+            times[name].append(timed(step, device))
     medians = {name: statistics.median(ts) for name, ts in times.items()}
     for name, median in medians.items():
         print(f"{name:>12}: {median * 1000:8.1f} ms/step (median of {args.repeats})")
+    where = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
     for name in models:
         ratio = medians[name] / medians[args.baseline]
-        print(f"ratio {name}/{args.baseline} = {ratio:.2f} (target <= 1.5), batch {args.batch}, "
-              f"{args.image_size}x{args.image_size}, threads {torch.get_num_threads()}")
+        print(f"ratio {name}/{args.baseline} = {ratio:.2f} (target <= 1.5; "
+              f"{medians[name] * 1000:.1f} / {medians[args.baseline] * 1000:.1f} ms), batch {args.batch}, "
+              f"{args.image_size}x{args.image_size}, {where}, threads {torch.get_num_threads()}")
 
 
 if __name__ == "__main__":

@@ -258,13 +258,38 @@ def test_plan_names_cells_by_the_square_budget_as_the_runner_stores_them(capsys,
     code, out, err = run_cli(capsys, "grid", "plan", str(grid), "--results-dir", str(results))
     assert code == 0, err
     units = [line.split() for line in out.splitlines() if line.strip().startswith("C1.")]
-    assert [u[1] for u in units] == ["square-500", "autoattack"]
+    assert [u[1] for u in units] == ["square-500", "autoattack[square-500]"]  # the stored names
     assert units[0][-1] == "stored" and units[1][-1] != "stored"
     assert "3 cells (2 stored, 1 to compute)" in out
     plan = build_plan(load_spec(grid), results / "zoo")
     target = plan.targets[0]
     assert [c.attack for u in target.units for c in unit_cells(target, u, False)] == [
         "square-500", "autoattack[square-500]"]
+
+
+def test_plan_shows_each_unit_under_the_name_its_rows_are_stored_under(capsys, tmp_path):
+    """A Square budget and a surrogate other than the defaults name the cells (autoattack[square-100],
+    aa-surrogate[resnet18][square-100]); the plan's unit lines show those stored names, not the
+    bare attack, as square-surrogate-100 always did."""
+    from robustbench_med.grid.plan import build_plan, unit_cells
+    from robustbench_med.grid.spec import load_spec
+
+    grid = write(tmp_path, grid=G + 'attacks = ["autoattack", "aa-surrogate", "square-surrogate"]\n'
+                 'presets = ["standard"]',
+                 evaluation='n_test = 20\nsquare_queries = 100\nsurrogate = "resnet18"\nchecks = false')
+    code, out, err = run_cli(capsys, "grid", "plan", str(grid), "--results-dir", str(tmp_path / "r"))
+    assert code == 0, err
+    expected = ["autoattack[square-100]", "aa-surrogate[resnet18][square-100]",
+                "square-surrogate-100[resnet18]"]
+    units = [line.split() for line in out.splitlines() if line.strip().startswith("C1.")]
+    assert [u[1] for u in units] == expected, out
+    assert all(u[2] == "(standard)" for u in units)
+    unit_lines = [line for line in out.splitlines() if line.strip().startswith(("C1.", "clean rows"))]
+    assert len({line.index(" cell") for line in unit_lines}) == 1, out  # the cell counts line up
+    target = build_plan(load_spec(grid), tmp_path / "r" / "zoo").targets[0]
+    assert [u.attack for u in target.units] == ["autoattack", "aa-surrogate", "square-surrogate-100"]
+    # the label and the cells the plan counts as stored agree on the name
+    assert [{c.attack for c in unit_cells(target, u, False)} for u in target.units] == [{n} for n in expected]
 
 
 def test_ray_units_share_the_results_folders_transfer_cache(tmp_path):

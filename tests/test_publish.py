@@ -318,3 +318,14 @@ def test_a_defense_and_adversarial_training_show_their_training_attack_in_the_bu
     assert entries["robust_mail"]["training_attack"] == "PGD-3 (eps 4/255, step 2/255), adversarial training"
     assert "options" not in entries["robust_mail"] and "training_attack" not in entries["resnet18"]
     assert "PGD-3 (eps 4/255, step 2/255), adversarial training" in (out / "index.html").read_text()
+
+
+def test_the_wide_csv_has_each_attack_at_the_papers_eps(published):
+    """Entry files keep eps to 6 digits (4/255 -> 0.0156863): the wide table must still find the
+    paper's eps (it once kept the clean column alone)."""
+    import pandas as pd
+
+    wide = pd.read_csv(published / "leaderboard_wide.csv")
+    resnet = wide[wide["model"] == "resnet18"].set_index("preset")
+    assert resnet.loc["paper", "pgd-10"] == 20.0 and resnet.loc["standard", "pgd-10"] == 5.0
+    assert resnet.loc["standard", "autoattack"] == 2.5

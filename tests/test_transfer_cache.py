@@ -147,7 +147,22 @@ def test_square_budget_inside_autoattack_is_an_option(nets, d12_small, tmp_path)
     assert cells["square-20"].settings["steps"] == 20
     kinds = {e.kind for e in events}
     assert {"estimate", "cell-start", "cell"} <= kinds
-    assert any("no estimate" in e.message for e in events if e.kind == "estimate")
+    # no stored history: each cell is priced by a timed forward+backward times its budget of passes
+    lines = [e.message for e in events if e.kind == "estimate"]
+    assert not any("no estimate" in line for line in lines), lines
+    square = next(line for line in lines if "square-20 (" in line)
+    assert "7 passes x" in square and "timed on the model" in square  # 20 queries, a forward each
+    # AutoAttack on a binary task: APGD-CE 100, FAB-T 100 x 4/3, Square 20/3; crafted on every point
+    aa = next(line for line in lines if "aa-surrogate[square-20] (" in line)
+    assert "240 passes x 48 points" in aa and "timed on the surrogate" in aa
+
+
+def test_a_cached_transfer_attack_is_estimated_free(nets, d12_small, tmp_path):
+    evaluate(nets["a"], "tiny-a", d12_small, tmp_path, nets["surrogate"])
+    events: list = []
+    evaluate(nets["b"], "tiny-b", d12_small, tmp_path, nets["surrogate"], events=events)
+    line = next(e.message for e in events if e.kind == "estimate" and ATTACK in e.message)
+    assert "~0.0 s (the surrogate's examples are in the transfer cache)" in line
 
 
 def test_estimates_come_from_stored_timings(nets, d12_small, tmp_path):

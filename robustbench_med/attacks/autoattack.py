@@ -54,6 +54,22 @@ def autoattack_plan(n_classes: int, version: str) -> tuple[list[str], int, list[
             ["autoattack: apgd-t dropped (DLR needs >= 3 classes, binary task); fab-t with 1 target"])
 
 
+FORWARD_SHARE = 1 / 3  # a forward pass as a share of a forward+backward one (the backward costs ~2x)
+APGD_ITER = 100  # pyautoattack's n_iter for APGD and FAB, kept
+
+
+def autoattack_passes(n_classes: int, version: str, square_queries: int | None) -> float:
+    """At most how many forward+backward passes AutoAttack spends on a point that survives every
+    attack of its plan (a broken point leaves the suite early): APGD and FAB 100 iterations per
+    target, EOT x 20 under ``rand``, Square's queries as forward passes."""
+    attacks, targets, _ = autoattack_plan(n_classes, version)
+    eot = RAND_EOT_ITER if version == "rand" else 1
+    per_attack = {"apgd-ce": APGD_ITER * eot, "apgd-dlr": APGD_ITER * eot, "apgd-t": APGD_ITER * targets,
+                  "fab-t": APGD_ITER * targets * (1 + FORWARD_SHARE),
+                  "square": (square_queries or DEFAULT_QUERIES) * FORWARD_SHARE}
+    return float(sum(per_attack[a] for a in attacks))
+
+
 class AutoAttackFn:
     """Callable (x, y) -> x_adv running pyautoattack's suite on one batch."""
 

@@ -100,6 +100,10 @@ class AttackSpec:
     count_in_name: bool = True  # pgd-10 names its steps; square names its queries only if not default
     uses_step: bool = True  # a gradient step size (PGD); False: K counts queries (Square)
     threat: str = "Linf"
+    # At most how many forward+backward passes the attack spends on one point, from its settings and
+    # the task's classes (a transfer attack's are on the surrogate, over every test point); what a
+    # cell's cost is estimated from when no similar cell is stored. None: unknown.
+    passes: Callable[[AttackSettings, int], float] | None = None
 
     @property
     def iterative(self) -> bool:

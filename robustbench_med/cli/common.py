@@ -50,7 +50,7 @@ Surrogate = Annotated[str, typer.Option(help="Surrogate model of the transfer at
 Checks = Annotated[bool, typer.Option("--checks/--no-checks", help="Run the large-eps probe and the gradient-masking checks.")]
 AttackBatch = Annotated[int, typer.Option(help="Batch size for attacks (halves on GPU OOM).")]
 Draws = Annotated[int, typer.Option(help="Fresh draws scoring a randomized model.")]
-SquareQueries = Annotated[int, typer.Option(help="Square's query budget: square, square-surrogate, and Square inside autoattack and aa-surrogate (default AutoAttack's 5000; another value names the cells, e.g. square-500, autoattack[square-500]).")]
+SquareQueries = Annotated[int, typer.Option(help="Square's query budget: square, square-surrogate, and Square inside autoattack and aa-surrogate (default AutoAttack's 5000; another value names the cells, e.g. square-500, autoattack\\[square-500]).")]
 
 
 def check_square_queries(value: int) -> None:

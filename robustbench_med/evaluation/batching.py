@@ -11,21 +11,39 @@ def is_oom(exc: BaseException) -> bool:
     return isinstance(exc, torch.cuda.OutOfMemoryError) or "out of memory" in str(exc).lower()
 
 
-def map_batches(fn: Callable[[slice], torch.Tensor], n: int, batch_size: int,
-                min_batch: int = 1) -> torch.Tensor:
-    """Concatenate ``fn(slice)`` over ``range(n)``; on OOM retry the slice with half the batch."""
+def map_batches(fn: Callable[[slice], torch.Tensor], n: int, batch_size: int, min_batch: int = 1,
+                on_backoff: Callable[[int], None] | None = None) -> torch.Tensor:
+    """Concatenate ``fn(slice)`` over ``range(n)``; on out-of-memory, retry the slice with half the
+    batch (``on_backoff(new_size)`` says so), from the random state the failed try started from: an
+    attack's random start is then the one a run at the smaller batch would have drawn."""
     outputs: list[torch.Tensor] = []
     start = 0
     while start < n:
         stop = min(n, start + batch_size)
+        state = _random_state()
         try:
             outputs.append(fn(slice(start, stop)).cpu())
         except (RuntimeError, torch.cuda.OutOfMemoryError) as exc:
             if not is_oom(exc) or batch_size <= min_batch:
                 raise
-            batch_size = max(min_batch, batch_size // 2)
+            batch_size = max(min_batch, min(batch_size, stop - start) // 2)
+            _restore(state)
             if torch.cuda.is_available():
                 torch.cuda.empty_cache()
+            if on_backoff is not None:
+                on_backoff(batch_size)
             continue
         start = stop
     return torch.cat(outputs) if outputs else torch.empty(0)
+
+
+def _random_state() -> tuple[torch.Tensor, list[torch.Tensor]]:
+    cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_available() and torch.cuda.is_initialized() else []
+    return torch.get_rng_state(), cuda
+
+
+def _restore(state: tuple[torch.Tensor, list[torch.Tensor]]) -> None:
+    cpu, cuda = state
+    torch.set_rng_state(cpu)
+    if cuda:
+        torch.cuda.set_rng_state_all(cuda)

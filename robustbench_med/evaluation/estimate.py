@@ -1,18 +1,26 @@
-"""What a cell will cost, from what similar cells cost before: the median time per test point of
-stored rows of the same model, defense, attack, preset, protocol and image size (the same dataset
-preferred). Without such history the estimate is ``None`` ("unknown"): nothing is guessed.
+"""What a cell will cost, before it runs: from what similar cells cost before (the median time per
+test point of stored rows of the same model, defense, attack, preset, protocol and image size, the
+same dataset preferred), or, with no such history, from a timed forward+backward pass times the
+attack's budget of passes per point (:attr:`AttackSpec.passes`): an upper bound, since a broken
+point stops early. An attack that states no budget and has no history stays "unknown".
 
 It lives in the evaluation layer because ``medrobust run`` prints it before attacking; ``grid plan``
-uses the same function (:mod:`robustbench_med.grid.estimate`).
+uses the history part (:mod:`robustbench_med.grid.estimate`), as it has no model loaded to time.
 """
 
 from __future__ import annotations
 
 import statistics
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import pandas as pd
+import torch
+import torch.nn.functional as F
+from torch import nn
 
+from robustbench_med.evaluation.batching import is_oom
 from robustbench_med.events import Progress, emit
 
 MATCH = ("model", "defense", "attack", "preset", "protocol", "image_size")
@@ -45,21 +53,85 @@ def similar_estimate(rows: pd.DataFrame, wanted: dict[str, object], dataset: str
     return Estimate(per_point * n, f"{len(pool)} stored row{'s' if len(pool) > 1 else ''} ({where})")
 
 
-def announce(progress: Progress | None, rows: pd.DataFrame, todo: list[tuple[str, dict[str, object]]],
-             dataset: str, n_points: int, task: str) -> None:
-    """Before attacking: each cell still to compute (its label and ``MATCH`` columns) and its
-    estimated cost from ``rows``' timings of similar cells, or "no estimate"; one summary event."""
+@dataclass(frozen=True)
+class Budget:
+    """What the timed estimate of one cell needs: at most ``passes`` forward+backward passes per point
+    (None: the attack states none) over ``points`` points, on the surrogate or on the target; nothing
+    when a transfer attack's examples are ``cached``."""
+
+    passes: float | None
+    points: int
+    on_surrogate: bool = False
+    cached: bool = False  # a transfer attack whose examples the transfer cache holds
+
+
+def timed_pass(model: nn.Module, x: torch.Tensor, y: torch.Tensor, device: torch.device,
+               batch_size: int) -> float | None:
+    """Seconds per point of one forward+backward (the loss's gradient with respect to the input, as
+    an attack takes it) over up to one batch of ``x``, after a warm-up on two points; None when the
+    batch does not fit in memory (the attack's own batching backs off; the estimate is given up).
+    The random state is restored afterwards, so a randomized model's later draws are the ones it
+    would have made, and no parameter receives a gradient."""
+    n = min(len(x), batch_size)
+    cuda = device.type == "cuda"
+    seconds = 0.0
+    with torch.random.fork_rng(devices=[torch.cuda.current_device()] if cuda else []):
+        for part in (slice(0, min(2, n)), slice(0, n)):
+            xb = x[part].to(device).requires_grad_(True)
+            if cuda:
+                torch.cuda.synchronize(device)
+            start = time.perf_counter()
+            try:
+                torch.autograd.grad(F.cross_entropy(model(xb), y[part].to(device)), xb)
+            except (RuntimeError, torch.cuda.OutOfMemoryError) as exc:
+                if not is_oom(exc):
+                    raise
+                if cuda:
+                    torch.cuda.empty_cache()
+                return None
+            if cuda:
+                torch.cuda.synchronize(device)
+            seconds = time.perf_counter() - start
+    return seconds / n
+
+
+def budget_estimate(budget: Budget, seconds_per_pass: Callable[[bool], float | None]) -> Estimate:
+    """``budget.passes`` x ``budget.points`` timed passes (``seconds_per_pass(on_surrogate)``): what
+    the cell costs if no point breaks early, which most attacks let a broken point do."""
+    if budget.cached:
+        return Estimate(0.0, "the surrogate's examples are in the transfer cache")
+    if budget.passes is None:
+        return Estimate(None)
+    per_pass = seconds_per_pass(budget.on_surrogate)
+    if per_pass is None:
+        return Estimate(None)
+    where = "surrogate" if budget.on_surrogate else "model"
+    return Estimate(budget.passes * budget.points * per_pass,
+                    f"{budget.passes:.0f} passes x {budget.points} points x {1000 * per_pass:.1f} ms, "
+                    f"a forward+backward timed on the {where}; less if points break early")
+
+
+def announce(progress: Progress | None, rows: pd.DataFrame,
+             todo: list[tuple[str, dict[str, object], Budget | None]], dataset: str, n_points: int,
+             task: str, seconds_per_pass: Callable[[bool], float | None] | None = None) -> None:
+    """Before attacking: each cell still to compute (its label, ``MATCH`` columns and budget) and its
+    estimated cost, from ``rows``' timings of similar cells, else from ``seconds_per_pass`` and its
+    budget, else "no estimate"; one summary event."""
     if not todo:
         return
     total, unknown, lines = 0.0, 0, []
-    for label, wanted in todo:
+    for label, wanted, budget in todo:
         estimate = similar_estimate(rows, wanted, dataset, n_points)
+        basis = f"from {estimate.basis}"
+        if estimate.seconds is None and budget is not None and seconds_per_pass is not None:
+            estimate = budget_estimate(budget, seconds_per_pass)
+            basis = estimate.basis
         if estimate.seconds is None:
             unknown += 1
             lines.append(f"    {label}: no estimate")
         else:
             total += estimate.seconds
-            lines.append(f"    {label}: ~{format_seconds(estimate.seconds)} (from {estimate.basis})")
+            lines.append(f"    {label}: ~{format_seconds(estimate.seconds)} ({basis})")
     summary = (f"  {len(todo)} cell{'s' if len(todo) > 1 else ''} to compute on {task}: "
                f"~{format_seconds(total)} estimated"
                + (f", {unknown} without an estimate" if unknown else ""))

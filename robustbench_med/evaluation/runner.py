@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,7 +41,7 @@ from robustbench_med.device import place_model
 from robustbench_med.errors import MedrobustError
 from robustbench_med.evaluation.batching import map_batches
 from robustbench_med.evaluation.cells import CellBook, cell_label
-from robustbench_med.evaluation.estimate import announce, format_seconds
+from robustbench_med.evaluation.estimate import Budget, announce, format_seconds, timed_pass
 from robustbench_med.evaluation.masking import LARGE_EPS, CheckResult, run_checks
 from robustbench_med.evaluation.metrics import auc
 from robustbench_med.evaluation.protocols import cell_settings, protocols_for
@@ -194,7 +195,7 @@ class GridRunner:
                 clean_key, clean_flags, n_attacked=0, wall_s=time.perf_counter() - started,
                 settings={"draws": tc.draws, "train": self.subject.training, "draw_noise": noise},
                 auc_value=auc(probs.numpy(), tc.y.numpy()))]
-            self._announce(tc, planned)
+            self._announce(tc, planned, int(clean_flags.sum()))
         attacked = torch.from_numpy(np.flatnonzero(clean_flags))
         for series in planned:
             cells += self._eps_series(tc, attacked, series)
@@ -213,15 +214,37 @@ class GridRunner:
                         for protocol in protocols_for(probe, tc.randomized)[-1:]]
         return planned
 
-    def _announce(self, tc: TaskContext, planned: list[Series]) -> None:
-        """Each cell still to compute and its estimated cost (:mod:`~robustbench_med.evaluation.estimate`)."""
+    def _announce(self, tc: TaskContext, planned: list[Series], n_attacked: int) -> None:
+        """Each cell still to compute and its estimated cost (:mod:`~robustbench_med.evaluation.estimate`):
+        from stored similar cells, else from a forward+backward timed here (at most once per model)."""
         sub = self.subject
         todo = [(cell_label(key), {"model": sub.name, "defense": sub.defense, "attack": key.attack,
                                    "preset": key.preset, "protocol": key.protocol,
-                                   "image_size": int(tc.x.shape[-1])})
-                for series in planned for _, key in series.cells if not self.book.has(key)]
+                                   "image_size": int(tc.x.shape[-1])},
+                 self._budget(tc, series, settings, key, n_attacked))
+                for series in planned for settings, key in series.cells if not self.book.has(key)]
         rows = self.store.frame(model=sub.name) if self.store is not None and todo else pd.DataFrame()
-        announce(self.progress, rows, todo, sub.dataset, len(tc.x), tc.task)
+        timed: dict[bool, float | None] = {}
+
+        def seconds_per_pass(on_surrogate: bool) -> float | None:
+            if on_surrogate not in timed:
+                model = self.surrogate if on_surrogate else tc.view
+                assert model is not None
+                timed[on_surrogate] = timed_pass(model, tc.x, tc.y, self.device, self.settings.batch_size)
+            return timed[on_surrogate]
+
+        announce(self.progress, rows, todo, sub.dataset, len(tc.x), tc.task, seconds_per_pass)
+
+    def _budget(self, tc: TaskContext, series: Series, settings: AttackSettings, key: ResultKey,
+                n_attacked: int) -> Budget:
+        """A cell's attack budget: a transfer attack crafts on the surrogate for every test point,
+        unless the transfer cache already holds its examples."""
+        spec = series.request.spec
+        passes = None if spec.passes is None else spec.passes(settings, tc.n_classes)
+        if spec.box == "transfer":
+            cached = self.transfer_cache.holds(self._transfer_key(tc, key, settings))
+            return Budget(passes, len(tc.x), on_surrogate=True, cached=cached)
+        return Budget(passes, n_attacked)
 
     def _draw_noise(self, tc: TaskContext, probs: torch.Tensor) -> float:
         """How often a second, independent scoring of the same clean points changes a prediction:
@@ -333,7 +356,8 @@ class GridRunner:
             x_adv, cache_status = self._transfer_examples(tc, key, settings, attack, label, started)
             x_adv = x_adv[attacked]
         else:
-            x_adv = map_batches(run, len(attacked), s.batch_size) if len(attacked) else x_att
+            x_adv = (map_batches(run, len(attacked), s.batch_size, on_backoff=self._backoff(label))
+                     if len(attacked) else x_att)
         check_threat_model(x_adv, x_att, settings.eps, key.attack)
         flags = np.zeros(len(tc.x), dtype=bool)
         if len(attacked):
@@ -352,21 +376,27 @@ class GridRunner:
                                  settings=record, notes="; ".join(ctx.notes), label=label)
         return cell, flags
 
+    def _transfer_key(self, tc: TaskContext, key: ResultKey, settings: AttackSettings) -> dict[str, Any]:
+        """What a transfer attack's examples depend on: the surrogate, the attack and its settings,
+        the points and labels, and what else decides the draws (seed, batch, device, libraries)."""
+        s = self.settings
+        if self._surrogate_sha is None:
+            assert self.surrogate is not None
+            self._surrogate_sha = state_sha256(self.surrogate)
+        return {"surrogate_sha256": self._surrogate_sha, "attack": key.attack,
+                "settings": {k: v for k, v in settings.as_record().items() if k != "nested_from"},
+                "dataset": self.subject.dataset, "task": key.task,
+                "image_size": int(tc.x.shape[-1]), "points": tensor_sha256(tc.x),
+                "labels": tensor_sha256(tc.y), "seed": s.seed, "batch_size": s.batch_size,
+                "device": self.device.type, "versions": library_versions()}
+
     def _transfer_examples(self, tc: TaskContext, key: ResultKey, settings: AttackSettings,
                            attack: Any, label: str, started: float) -> tuple[torch.Tensor, str]:
         """A transfer attack's examples for *every* test point (on the CPU), from the transfer cache
         or crafted now on the surrogate: they do not depend on the target, so each target of the
         dataset indexes its own clean-correct points and all of them share one entry."""
         s = self.settings
-        if self._surrogate_sha is None:
-            assert self.surrogate is not None
-            self._surrogate_sha = state_sha256(self.surrogate)
-        cache_key = {"surrogate_sha256": self._surrogate_sha, "attack": key.attack,
-                     "settings": {k: v for k, v in settings.as_record().items() if k != "nested_from"},
-                     "dataset": self.subject.dataset, "task": key.task,
-                     "image_size": int(tc.x.shape[-1]), "points": tensor_sha256(tc.x),
-                     "labels": tensor_sha256(tc.y), "seed": s.seed, "batch_size": s.batch_size,
-                     "device": self.device.type, "versions": library_versions()}
+        cache_key = self._transfer_key(tc, key, settings)
 
         def craft() -> torch.Tensor:
             torch.manual_seed(s.seed)
@@ -376,13 +406,18 @@ class GridRunner:
                 self._batch_done(f"{label} on the surrogate", part, len(tc.x), started)
                 return out
 
-            return map_batches(part_of, len(tc.x), s.batch_size)
+            return map_batches(part_of, len(tc.x), s.batch_size, on_backoff=self._backoff(label))
 
         x_adv, status = self.transfer_cache.examples(cache_key, craft)
         if status == "hit":
             emit(self.progress, "transfer-cache", f"  {label}: surrogate examples reused from "
                  f"{self.transfer_cache.folder}", level="detail")
         return x_adv, status
+
+    def _backoff(self, label: str) -> Callable[[int], None]:
+        def say(size: int) -> None:
+            emit(self.progress, "backoff", f"    {label}: out of memory, batch halved to {size}")
+        return say
 
     def _elapsed(self) -> float:
         return time.perf_counter() - self._started

@@ -48,6 +48,14 @@ class TransferCache:
         """The cache of the results store at ``store_path`` (its folder's ``transfer-cache``)."""
         return cls(None if store_path is None else Path(store_path).parent / FOLDER)
 
+    def _path(self, text: str) -> Path:
+        assert self.folder is not None
+        return self.folder / f"{hashlib.sha256(text.encode()).hexdigest()}.pt"
+
+    def holds(self, key: dict[str, Any]) -> bool:
+        """Whether examples for ``key`` are stored (what the cost estimate asks before a cell)."""
+        return self.folder is not None and self._path(json.dumps(key, sort_keys=True, default=str)).is_file()
+
     def examples(self, key: dict[str, Any],
                  craft: Callable[[], torch.Tensor]) -> tuple[torch.Tensor, str]:
         """The examples stored under ``key`` ("hit"), else ``craft()``'s, stored ("miss");
@@ -55,7 +63,7 @@ class TransferCache:
         if self.folder is None:
             return craft(), "off"
         text = json.dumps(key, sort_keys=True, default=str)
-        path = self.folder / f"{hashlib.sha256(text.encode()).hexdigest()}.pt"
+        path = self._path(text)
         stored = _read(path, text)
         if stored is not None:
             return stored, "hit"

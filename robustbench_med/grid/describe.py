@@ -70,8 +70,12 @@ def _block_line(targets: list[Target]) -> str:
     n = len(targets)
     return (f"{n} checkpoint{'s' if n != 1 else ''} to evaluate ({_count(targets, 'model')} x "
             f"{_count(targets, 'defense')} x {_count(targets, 'dataset')} x {_count(targets, 'seed')}), "
-            f"{attacks}; training {r0.train.recipe}, {r0.train.epochs} epochs at {r0.image_size}px on "
-            f"{r0.n_train or 'all'} images; {ev.n_test or 'all'} test points")
+            f"{attacks}; training {r0.train.recipe}{_precision(r0.train.amp)}, {r0.train.epochs} epochs at "
+            f"{r0.image_size}px on {r0.n_train or 'all'} images; {ev.n_test or 'all'} test points")
+
+
+def _precision(amp: str) -> str:
+    return "" if amp == "off" else f" in {amp}"
 
 
 def _count(targets: list[Target], what: str) -> str:
@@ -96,6 +100,7 @@ def _target_lines(plan: Plan, target: Target, rows: pd.DataFrame, checks: pd.Dat
     groups = [("clean rows", clean_cells(target, status.randomized), False)]
     groups += [(f"{u.id} {u.label}", unit_cells(target, u, status.randomized), u.is_checks)
                for u in target.units]
+    width = max(34, *(len(label) for label, _cells, _checks in groups))  # stored names may be long
     for label, cells, is_checks in groups:
         stored = [c for c in cells if c in status.stored]
         seconds: float | None = 0.0
@@ -114,5 +119,5 @@ def _target_lines(plan: Plan, target: Target, rows: pd.DataFrame, checks: pd.Dat
             state += ("; checks stored" if set(target.tasks) <= status.checked_tasks
                       else "; then the masking checks")
         cells_text = f"{len(cells)} cell{'s' if len(cells) != 1 else ''}"
-        lines.append(f"     {label:<34} {cells_text:<9} {state}")
+        lines.append(f"     {label:<{width}} {cells_text:<9} {state}")
     return lines

@@ -69,6 +69,7 @@ class Unit:
     target: str
     attack: str  # the attack's canonical name (pgd-10), or "checks"
     preset: str
+    stored_name: str = ""  # its rows' attack column (autoattack[square-500]); empty: ``attack``
 
     @property
     def is_checks(self) -> bool:
@@ -76,7 +77,10 @@ class Unit:
 
     @property
     def label(self) -> str:
-        return "probe + masking checks" if self.is_checks else f"{self.attack} ({self.preset})"
+        """What the plan and the progress lines call it: the name its rows are stored under."""
+        if self.is_checks:
+            return "probe + masking checks"
+        return f"{self.stored_name or self.attack} ({self.preset})"
 
 
 @dataclass
@@ -181,10 +185,14 @@ def _training_order(training: Training) -> tuple[int, int]:
 def _units(target: Target) -> list[Unit]:
     """Each attack group's attacks x presets in order (a pair two groups share is one unit), then
     the checks."""
+    from robustbench_med.attacks.spec import parse_attack
+    from robustbench_med.evaluation.stored_names import stored_attack_name
+
+    ev = target.evaluation
     units: list[Unit] = []
-    for attack, preset in dict.fromkeys(pair for group in target.evaluation.groups
-                                        for pair in group_units(target, group)):
-        units.append(Unit(f"{target.id}.{len(units) + 1}", target.id, attack, preset))
+    for attack, preset in dict.fromkeys(pair for group in ev.groups for pair in group_units(target, group)):
+        stored = stored_attack_name(parse_attack(attack), ev.surrogate, ev.square_queries)  # as the runner
+        units.append(Unit(f"{target.id}.{len(units) + 1}", target.id, attack, preset, stored))
     if target.evaluation.checks:
         units.append(Unit(f"{target.id}.{len(units) + 1}", target.id, CHECKS, "standard"))
     return units

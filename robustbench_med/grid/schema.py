@@ -48,6 +48,7 @@ SCHEMA: dict[str, dict[str, tuple[tuple[Any, ...], Any, str]]] = {
         "adv_step": (("eps",), "1/255", "adversarial-training PGD step size"),
         "adv_steps": ((_INT,), 10, "adversarial-training PGD steps"),
         "bn_settle": ((_STR,), "recalibrate", "recalibrate or none"),
+        "amp": ((_STR,), "off", "mixed precision in training: off or bf16 (autocast; attacks stay fp32)"),
     },
     "evaluation": {
         "n_test": ((_INT,), None, "a fixed subset of this many test images"),
@@ -64,6 +65,15 @@ SCHEMA: dict[str, dict[str, tuple[tuple[Any, ...], Any, str]]] = {
 POSITIVE = {"epochs", "image_size", "batch_size", "n_train", "n_val", "adv_steps", "n_test", "draws",
             "attack_batch_size", "square_queries"}
 AT_MOST = {"square_queries": 10000}  # square-K names hold K up to 10000
+
+
+def _amp_choices() -> tuple[str, ...]:
+    from robustbench_med.training.precision import AMP_CHOICES  # torch: only when a file names amp
+
+    return AMP_CHOICES
+
+
+CHOICES = {"amp": _amp_choices}  # key -> its allowed values (as ``medrobust run`` accepts them)
 OPTION_TABLES = ("model_options", "defense_options")
 BLOCK = "block"
 # A [[block]] holds the [grid] keys (but its own name), tables [block.training],
@@ -120,6 +130,8 @@ def section(table: Any, name: str, place: str, where: Where, *,
                        + (" (leave it out to use every image)" if key.startswith("n_") else ""))
         if key in AT_MOST and value > AT_MOST[key]:
             where.fail(f"{place} {key} must be at most {AT_MOST[key]}, got {value}")
+        if key in CHOICES and value not in (allowed := list(CHOICES[key]())):
+            where.unknown(value, f"{key} in {place}:", allowed)
         out[key] = list(value) if isinstance(value, list) else value
     return out
 

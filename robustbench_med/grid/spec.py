@@ -41,6 +41,7 @@ attacks = { paper = ["pgd-10", "mim-10"], standard = ["pgd-20"] }
 [block.training]
 adv_steps = 3
 adv_step = "2/255"
+amp = "bf16"                # --amp: bf16 autocast in training (attacks stay fp32)
 [block.model_options.mail_rn18]
 ...
 ```
@@ -353,7 +354,7 @@ def _request(model: str, defense: str | None, dataset: str, seed: int, t: dict[s
             n_val=t["n_val"], seed=seed, model_option=items("model_options", model, MODELS) or None,
             defense_option=items("defense_options", defense, DEFENSES) or None,
             adversarial=t["adversarial"], adv_eps=str(t["adv_eps"]), adv_steps=t["adv_steps"],
-            adv_step=str(t["adv_step"]), bn_settle=t["bn_settle"])
+            adv_step=str(t["adv_step"]), bn_settle=t["bn_settle"], amp=t["amp"])
     except MedrobustError as exc:
         where.wrap(f"{model}{'+' + defense if defense else ''} on {dataset}", exc)
 

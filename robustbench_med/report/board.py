@@ -16,6 +16,7 @@ from typing import Any
 
 from robustbench_med.attacks.spec import PAPER_EPS
 from robustbench_med.report.entries import options_text
+from robustbench_med.report.leaderboard import EPS_TOLERANCE
 from robustbench_med.versions import code_version
 
 ONE_CLASS = "clean-right-on-several-classes"
@@ -196,7 +197,7 @@ def _column(attack: str, protocol: str) -> str:
 
 
 def _is_paper_eps(eps: float) -> bool:
-    return abs(eps - PAPER_EPS) < 1e-6
+    return abs(eps - PAPER_EPS) < EPS_TOLERANCE
 
 
 def _place(slots: dict[str, Slot], label: str, cell: dict[str, Any], entry: dict[str, Any]) -> None:

@@ -18,6 +18,10 @@ from robustbench_med.report.clean_table import clean_frame
 from robustbench_med.store import ResultStore
 from robustbench_med.versions import code_version
 
+# Entry files keep eps to 6 significant digits (4/255 -> 0.0156863), so eps values are compared to
+# this tolerance, far below any two eps a study would use.
+EPS_TOLERANCE = 1e-6
+
 GROUP = ["model", "defense", "dataset", "task", "seed", "subset", "checkpoint_sha", "code_version"]
 
 
@@ -69,7 +73,7 @@ def wide_frame(df: pd.DataFrame, eps: float = PAPER_EPS, with_ci: bool = False,
     df = df.assign(cell=df.apply(_cell_text, axis=1))
     clean = df[df["attack"] == "clean"][[*GROUP, "n", value, "auc"]].rename(
         columns={value: "clean", "auc": "clean_auc"})
-    attacks = df[(df["attack"] != "clean") & ((df["eps"] - eps).abs() < 1e-9)]
+    attacks = df[(df["attack"] != "clean") & ((df["eps"] - eps).abs() < EPS_TOLERANCE)]
     if attacks.empty:
         return clean.assign(preset="-", protocol="-")
     order = list(dict.fromkeys(attacks["attack"]))

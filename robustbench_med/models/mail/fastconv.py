@@ -66,16 +66,17 @@ def plain_layers() -> Iterator[None]:
         _plain = before
 
 
-class _ContiguousGrad(torch.autograd.Function):
-    """Identity forward; the gradient leaves contiguous (NCHW)."""
+class _NCHWGrad(torch.autograd.Function):
+    """``x`` as it is (``memory_format`` None) or copied into ``memory_format``; either way the
+    gradient goes back contiguous (NCHW)."""
 
     @staticmethod
-    def forward(ctx: object, x: torch.Tensor) -> torch.Tensor:
-        return x.view_as(x)
+    def forward(ctx: object, x: torch.Tensor, memory_format: torch.memory_format | None) -> torch.Tensor:
+        return x.view_as(x) if memory_format is None else x.contiguous(memory_format=memory_format)
 
     @staticmethod
-    def backward(ctx: object, grad: torch.Tensor) -> torch.Tensor:
-        return grad.contiguous()
+    def backward(ctx: object, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
+        return grad.contiguous(), None
 
 
 def contiguous_grad(x: torch.Tensor) -> torch.Tensor:
@@ -86,7 +87,7 @@ def contiguous_grad(x: torch.Tensor) -> torch.Tensor:
     dimension then has stride 1 falls back to one small product per batch entry (measured 6x
     slower on the 2x2 depth-wise convs of Robust-MAIL's branch-normalised MSGDC).
     """
-    return _ContiguousGrad.apply(x) if x.requires_grad else x
+    return _NCHWGrad.apply(x, None) if x.requires_grad else x
 
 
 def is_plain() -> bool:
@@ -94,23 +95,13 @@ def is_plain() -> bool:
     return _plain
 
 
-class _ChannelsLast(torch.autograd.Function):
-    """``x`` in channels-last memory; the gradient goes back contiguous (NCHW)."""
-
-    @staticmethod
-    def forward(ctx: object, x: torch.Tensor) -> torch.Tensor:
-        return x.contiguous(memory_format=torch.channels_last)
-
-    @staticmethod
-    def backward(ctx: object, grad: torch.Tensor) -> torch.Tensor:
-        return grad.contiguous()
-
-
 def channels_last(x: torch.Tensor) -> torch.Tensor:
     """``x`` in channels-last memory for the depth-wise convs, its gradient handed back in NCHW:
     the caller's other branches send NCHW gradients to ``x``, and adding a channels-last one to
     them runs 4-5x slower than adding two of one layout."""
-    return _ChannelsLast.apply(x) if x.requires_grad else x.contiguous(memory_format=torch.channels_last)
+    if x.requires_grad:
+        return _NCHWGrad.apply(x, torch.channels_last)
+    return x.contiguous(memory_format=torch.channels_last)
 
 
 def pointwise(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, stride: int = 1,
@@ -123,19 +114,14 @@ def pointwise(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, 
         x, shuffle = channel_shuffle(x, shuffle), 0
     if _plain:
         return F.conv2d(x, weight, bias, stride, groups=groups)
-    if groups == 1:
-        if x.shape[-2:] == (1, 1):
-            return F.linear(x.flatten(1), weight.flatten(1), bias)[..., None, None]
-        if x.shape[-1] * x.shape[-2] > LINEAR_MAX_PIXELS * stride * stride:
-            return F.conv2d(x, weight, bias, stride)
-        if stride > 1:
-            x = x[..., ::stride, ::stride]
-        b, c, h, w = x.shape
-        rows = F.linear(contiguous_grad(x).permute(0, 2, 3, 1).reshape(-1, c), weight.flatten(1), bias)
-        return rows.view(b, h, w, -1).permute(0, 3, 1, 2).contiguous()
+    if groups == 1 and x.shape[-1] * x.shape[-2] > LINEAR_MAX_PIXELS * stride * stride:
+        return F.conv2d(x, weight, bias, stride)
     if stride > 1:
         x = x[..., ::stride, ::stride]
     b, c, h, w = x.shape
+    if groups == 1:
+        rows = F.linear(contiguous_grad(x).permute(0, 2, 3, 1).reshape(-1, c), weight.flatten(1), bias)
+        return rows.view(b, h, w, -1).permute(0, 3, 1, 2).contiguous()
     out = weight.shape[0]
     if shuffle:  # channel a * n + r (n = c / shuffle) goes to r * shuffle + a: group r // (n / groups)
         n = c // shuffle
@@ -155,11 +141,16 @@ def prefers_channels_last(x: torch.Tensor) -> bool:
     return x.shape[-1] * x.shape[-2] >= CHANNELS_LAST_MIN_PIXELS
 
 
+def conv_size(n: int, kernel: int, stride: int, padding: int) -> int:
+    """A convolution's output length along one side."""
+    return (n + 2 * padding - kernel) // stride + 1
+
+
 @cache
 def tap_basis(height: int, width: int, kernel: int, stride: int, padding: int,
               device: torch.device) -> torch.Tensor:
     """(k*k, Ho*Wo*H*W) one-hot: tap t links output pixel o to input pixel i where it is 1."""
-    out_h, out_w = (height + 2 * padding - kernel) // stride + 1, (width + 2 * padding - kernel) // stride + 1
+    out_h, out_w = conv_size(height, kernel, stride, padding), conv_size(width, kernel, stride, padding)
     di = torch.arange(height)[None, :] - (torch.arange(out_h) * stride - padding)[:, None]  # (Ho, H)
     dj = torch.arange(width)[None, :] - (torch.arange(out_w) * stride - padding)[:, None]   # (Wo, W)
     di, dj = di[:, None, :, None], dj[None, :, None, :]                                     # (Ho, Wo, H, W)
@@ -182,7 +173,7 @@ def depthwise_matrix(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor |
         y = x * weight[:, 0, padding, padding].view(1, c, 1, 1)
         return y if bias is None else y + bias.view(1, c, 1, 1)
     basis = tap_basis(h, w, k, stride, padding, x.device).to(weight.dtype)
-    out_h, out_w = (h + 2 * padding - k) // stride + 1, (w + 2 * padding - k) // stride + 1
+    out_h, out_w = conv_size(h, k, stride, padding), conv_size(w, k, stride, padding)
     matrices = (weight.reshape(c, k * k) @ basis).view(c, out_h * out_w, h * w)
     y = torch.bmm(matrices, x.reshape(b, c, h * w).permute(1, 2, 0))  # (C, Ho*Wo, B)
     y = y.permute(2, 0, 1).reshape(b, c, out_h, out_w)
