@@ -194,3 +194,34 @@ def test_runner_backs_off_when_the_first_attack_batch_does_not_fit(tiny_net, d12
     assert report.cells[1].n_attacked > 0 and 0 <= report.cells[1].accuracy < report.cells[0].accuracy
     assert any(e.kind == "estimate" and e.message.endswith("no estimate") for e in events)
     assert any(e.kind == "backoff" for e in events)
+
+
+class NoInputGradient(nn.Module):
+    """A model only black-box attacks can query: its forward runs without autograd."""
+
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            return self.net(x)
+
+
+def test_the_estimate_never_ends_a_run(tiny_net, d12_small, monkeypatch):
+    """A model with no input gradient cannot be timed: Square still runs, its estimate is given up."""
+    from robustbench_med.evaluation.estimate import timed_pass
+
+    model = NoInputGradient(tiny_net)
+    x, y = d12_small.test.x[:8], d12_small.test.y[:8]
+    assert timed_pass(model, x, y, torch.device("cpu"), 64) is None
+    assert timed_pass(tiny_net, x[:0], y[:0], torch.device("cpu"), 64) is None
+    assert timed_pass(tiny_net, x, y, torch.device("cpu"), 64) > 0
+    events: list = []
+    settings = GridSettings(attacks="square", presets=("standard",), batch_size=64, checks=False,
+                            square_queries=20)
+    report = GridRunner(from_module(model, dataset="d12", name="no-grad"), d12_small.test, d12_small.info,
+                        settings, device=torch.device("cpu"), progress=events.append).run()
+    assert [c.key.attack for c in report.cells] == ["clean", "square-20"]
+    assert any(e.kind == "estimate" and e.message.endswith("square-20 (standard, eps 4/255, deterministic): "
+                                                            "no estimate") for e in events)

@@ -26,9 +26,9 @@ def _iterative(decay: float):
     return build
 
 
-def stepped_passes(settings: AttackSettings, n_classes: int) -> float:
+def stepped_passes(settings: AttackSettings, n_classes: int) -> float | None:
     """PGD, BIM, MIM: one forward+backward per step and gradient sample."""
-    return float((settings.steps or 0) * settings.eot_iter)
+    return None if settings.steps is None else float(settings.steps * settings.eot_iter)
 
 
 def query_passes(settings: AttackSettings, n_classes: int) -> float:

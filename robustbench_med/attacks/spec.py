@@ -103,7 +103,7 @@ class AttackSpec:
     # At most how many forward+backward passes the attack spends on one point, from its settings and
     # the task's classes (a transfer attack's are on the surrogate, over every test point); what a
     # cell's cost is estimated from when no similar cell is stored. None: unknown.
-    passes: Callable[[AttackSettings, int], float] | None = None
+    passes: Callable[[AttackSettings, int], float | None] | None = None
 
     @property
     def iterative(self) -> bool:

@@ -13,9 +13,10 @@ def is_oom(exc: BaseException) -> bool:
 
 def map_batches(fn: Callable[[slice], torch.Tensor], n: int, batch_size: int, min_batch: int = 1,
                 on_backoff: Callable[[int], None] | None = None) -> torch.Tensor:
-    """Concatenate ``fn(slice)`` over ``range(n)``; on out-of-memory, retry the slice with half the
-    batch (``on_backoff(new_size)`` says so), from the random state the failed try started from: an
-    attack's random start is then the one a run at the smaller batch would have drawn."""
+    """Concatenate ``fn(slice)`` over ``range(n)``; on out-of-memory, retry the slice with half of it
+    (``on_backoff(new_size)`` says so) from the random state the failed try started from, so a try
+    that fails consumes no draws: when the first batch fails, the result is the one a run at the
+    smaller batch gives (a later failure follows batches already drawn at the larger size)."""
     outputs: list[torch.Tensor] = []
     start = 0
     while start < n:
@@ -24,7 +25,7 @@ def map_batches(fn: Callable[[slice], torch.Tensor], n: int, batch_size: int, mi
         try:
             outputs.append(fn(slice(start, stop)).cpu())
         except (RuntimeError, torch.cuda.OutOfMemoryError) as exc:
-            if not is_oom(exc) or batch_size <= min_batch:
+            if not is_oom(exc) or stop - start <= min_batch:
                 raise
             batch_size = max(min_batch, min(batch_size, stop - start) // 2)
             _restore(state)

@@ -68,31 +68,34 @@ class Budget:
 def timed_pass(model: nn.Module, x: torch.Tensor, y: torch.Tensor, device: torch.device,
                batch_size: int) -> float | None:
     """Seconds per point of one forward+backward (the loss's gradient with respect to the input, as
-    an attack takes it) over up to one batch of ``x``, after a warm-up on two points; None when the
-    batch does not fit in memory (the attack's own batching backs off; the estimate is given up).
-    The random state is restored afterwards, so a randomized model's later draws are the ones it
-    would have made, and no parameter receives a gradient."""
+    an attack takes it) over up to one batch of ``x``, the faster of two passes (the first pays any
+    one-off cost: cuDNN's search for this shape, cached matrices). None when there is nothing to
+    time or the pass fails (out of memory, or a model with no input gradient, such as one only
+    black-box attacks query): an estimate must never end a run. The random state is restored
+    afterwards, so a randomized model's later draws are the ones it would have made, and no
+    parameter receives a gradient."""
     n = min(len(x), batch_size)
+    if n == 0:
+        return None
     cuda = device.type == "cuda"
-    seconds = 0.0
-    with torch.random.fork_rng(devices=[torch.cuda.current_device()] if cuda else []):
-        for part in (slice(0, min(2, n)), slice(0, n)):
-            xb = x[part].to(device).requires_grad_(True)
+    index = device.index if device.index is not None else (torch.cuda.current_device() if cuda else 0)
+    times = []
+    with torch.random.fork_rng(devices=[index] if cuda else []):
+        for _ in range(2):
+            xb = x[:n].to(device).requires_grad_(True)
             if cuda:
                 torch.cuda.synchronize(device)
             start = time.perf_counter()
             try:
-                torch.autograd.grad(F.cross_entropy(model(xb), y[part].to(device)), xb)
+                torch.autograd.grad(F.cross_entropy(model(xb), y[:n].to(device)), xb)
             except (RuntimeError, torch.cuda.OutOfMemoryError) as exc:
-                if not is_oom(exc):
-                    raise
-                if cuda:
+                if cuda and is_oom(exc):
                     torch.cuda.empty_cache()
                 return None
             if cuda:
                 torch.cuda.synchronize(device)
-            seconds = time.perf_counter() - start
-    return seconds / n
+            times.append(time.perf_counter() - start)
+    return min(times) / n
 
 
 def budget_estimate(budget: Budget, seconds_per_pass: Callable[[bool], float | None]) -> Estimate:
@@ -100,6 +103,8 @@ def budget_estimate(budget: Budget, seconds_per_pass: Callable[[bool], float | N
     the cell costs if no point breaks early, which most attacks let a broken point do."""
     if budget.cached:
         return Estimate(0.0, "the surrogate's examples are in the transfer cache")
+    if budget.points == 0:
+        return Estimate(0.0, "no point to attack")
     if budget.passes is None:
         return Estimate(None)
     per_pass = seconds_per_pass(budget.on_surrogate)

@@ -216,7 +216,8 @@ class GridRunner:
 
     def _announce(self, tc: TaskContext, planned: list[Series], n_attacked: int) -> None:
         """Each cell still to compute and its estimated cost (:mod:`~robustbench_med.evaluation.estimate`):
-        from stored similar cells, else from a forward+backward timed here (at most once per model)."""
+        from stored similar cells, else from a forward+backward timed here (at most once per task on
+        the model, once on the surrogate)."""
         sub = self.subject
         todo = [(cell_label(key), {"model": sub.name, "defense": sub.defense, "attack": key.attack,
                                    "preset": key.preset, "protocol": key.protocol,
@@ -241,8 +242,9 @@ class GridRunner:
         unless the transfer cache already holds its examples."""
         spec = series.request.spec
         passes = None if spec.passes is None else spec.passes(settings, tc.n_classes)
-        if spec.box == "transfer":
-            cached = self.transfer_cache.holds(self._transfer_key(tc, key, settings))
+        if spec.box == "transfer" and n_attacked:  # crafted for every point, or taken from the cache
+            cached = (self.transfer_cache.folder is not None
+                      and self.transfer_cache.holds(self._transfer_key(tc, key, settings)))
             return Budget(passes, len(tc.x), on_surrogate=True, cached=cached)
         return Budget(passes, n_attacked)
 
