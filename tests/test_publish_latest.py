@@ -65,6 +65,22 @@ def test_older_code_versions_are_ordered_by_when_they_were_measured():
     assert superseded([late, early], current="0.1.0+cccccccccccc") == [False, True]
     # this checkout's code wins even when an older version was stored later
     assert superseded([late, early], current="0.1.0+aaaaaaaaaaaa") == [True, False]
+    # by the instant, not the text: 09:00+0100 (08:00 UTC) is before 08:30+0000
+    before = _entry("0.1.0+aaaaaaaaaaaa", "2026-11-22T09:00:00+0100")
+    after = _entry("0.1.0+bbbbbbbbbbbb", "2026-11-22T08:30:00+00:00")
+    assert superseded([before, after], current="0.1.0+cccccccccccc") == [True, False]
+
+
+def test_a_partial_remeasurement_hides_nothing():
+    """A newer entry that re-measured only some of an older entry's cells leaves the older on the board."""
+    old = _entry("0.1.0+aaaaaaaaaaaa", "2026-11-20T10:00:00+0000")
+    partial = _entry("0.1.0+bbbbbbbbbbbb", "2026-11-21T10:00:00+0000")
+    partial["cells"] = partial["cells"][:1]  # the clean cell only
+    assert superseded([old, partial], current="0.1.0+cccccccccccc") == [False, False]
+    # the other way round, a newer entry that holds every cell of an older partial one replaces it
+    earlier_partial = {**partial, "code_version": "0.1.0+dddddddddddd",
+                       "measured": "2026-11-19T10:00:00+0000"}
+    assert superseded([earlier_partial, old], current="0.1.0+cccccccccccc") == [True, False]
 
 
 def test_entries_that_cannot_be_ordered_or_differ_are_all_kept():

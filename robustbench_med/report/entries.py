@@ -13,13 +13,12 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Iterable
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from robustbench_med.report.entry_schema import ENTRY_SCHEMA, EntryError, validate_entry
+from robustbench_med.report.entry_schema import ENTRY_SCHEMA, EntryError, parse_time, validate_entry
 from robustbench_med.report.paper_claims import claims_for
 from robustbench_med.store import current_detail, current_protocol
 
@@ -202,7 +201,7 @@ def _measured(group: pd.DataFrame) -> dict[str, str]:
     """``measured``: when the entry's newest cell was stored (what the board orders re-measurements
     of one checkpoint by); absent where the rows do not say (a CSV export)."""
     times = group["created"].dropna() if "created" in group else pd.Series(dtype=object)
-    return {"measured": max(times, key=datetime.fromisoformat)} if len(times) else {}
+    return {"measured": max(times, key=parse_time)} if len(times) else {}
 
 
 def entries_from_frames(results: pd.DataFrame, checks: pd.DataFrame) -> list[dict[str, Any]]:

@@ -56,10 +56,19 @@ CLAIM_FIELDS: dict[str, tuple[str, bool]] = {
 }
 
 
+TIME_FORMAT = "%Y-%m-%dT%H:%M:%S%z"  # what the store writes (time.strftime), offset +0000 or +00:00
+
+
+def parse_time(text: str) -> datetime:
+    """An entry's ``measured`` time; ``strptime`` rather than ``fromisoformat``, which reads an
+    offset without a colon only from Python 3.11."""
+    return datetime.strptime(text, TIME_FORMAT)
+
+
 def _is_time(value: Any) -> bool:
     """An ISO 8601 time with an offset: entries from different machines are ordered by it."""
     try:
-        return isinstance(value, str) and datetime.fromisoformat(value).tzinfo is not None
+        return isinstance(value, str) and parse_time(value).tzinfo is not None
     except ValueError:
         return False
 

@@ -5,7 +5,8 @@ name carries the code version), and both stay in ``entries/`` as the record. A r
 leaderboard, like RobustBench's, expects one line per model, not one per re-run, so the tables, the
 HTML board, the sweeps and LaTeX show only the newest entry of each checkpoint; the long CSV keeps
 every cell and marks the older ones ``superseded``. Newest means: made by this checkout's code first,
-then the latest ``measured`` time. Entries that cannot be ordered (no ``measured``, as in files
+then the latest ``measured`` time; an older entry is left out only when the newer one holds all its
+cells (attack, preset, protocol, eps). Entries that cannot be ordered (no ``measured``, as in files
 imported from a CSV) are all kept, so nothing is hidden on a guess.
 """
 
@@ -15,6 +16,7 @@ import json
 from datetime import datetime
 from typing import Any
 
+from robustbench_med.report.entry_schema import parse_time
 from robustbench_med.versions import code_version
 
 
@@ -27,7 +29,11 @@ def identity(entry: dict[str, Any]) -> tuple:
 
 def _rank(entry: dict[str, Any], current: str) -> tuple[bool, datetime | None]:
     measured = entry.get("measured")
-    return entry["code_version"] == current, datetime.fromisoformat(measured) if measured else None
+    return entry["code_version"] == current, parse_time(measured) if measured else None
+
+
+def _cells(entry: dict[str, Any]) -> set[tuple]:
+    return {(c["attack"], c["preset"], c["protocol"], round(c["eps"], 6)) for c in entry["cells"]}
 
 
 def _newer(a: tuple[bool, datetime | None], b: tuple[bool, datetime | None]) -> bool | None:
@@ -40,16 +46,18 @@ def _newer(a: tuple[bool, datetime | None], b: tuple[bool, datetime | None]) -> 
 
 
 def superseded(entries: list[dict[str, Any]], current: str | None = None) -> list[bool]:
-    """For each entry, whether another entry of the same checkpoint and subset is known to be newer."""
+    """For each entry, whether another entry of the same checkpoint and subset is known to be newer
+    and holds every cell it holds (a partial re-measurement hides nothing)."""
     current = current or code_version()
     ranks = [_rank(e, current) for e in entries]
+    cells = [_cells(e) for e in entries]
     groups: dict[tuple, list[int]] = {}
     for i, entry in enumerate(entries):
         groups.setdefault(identity(entry), []).append(i)
     flags = [False] * len(entries)
     for members in groups.values():
         for i in members:
-            flags[i] = any(_newer(ranks[j], ranks[i]) for j in members if j != i)
+            flags[i] = any(_newer(ranks[j], ranks[i]) and cells[i] <= cells[j] for j in members if j != i)
     return flags
 
 
