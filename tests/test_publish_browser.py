@@ -148,7 +148,7 @@ def test_the_page_logs_no_script_error_and_the_screenshot_is_saved(page, site, t
     errors = [entry for entry in page.get_log("browser") if entry["level"] == "SEVERE"]
     assert errors == []
     shown = page.execute_script("return document.querySelectorAll('table.board tbody tr').length")
-    assert shown == len(_rows) > board_counts()["entries"]
+    assert shown == len(_rows) > board_counts()["shown"]
     board = out / "board.png"
     assert board.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and board.stat().st_size > 10_000
     page.save_screenshot(str(tmp_path / "page.png"))
