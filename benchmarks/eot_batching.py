@@ -21,13 +21,11 @@ clock (``benchmarks/gpu_check.sh`` runs it so).
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
-import time
-from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
+from timing import median_seconds
 
 from robustbench_med.attacks.engine import eot_gradient
 from robustbench_med.data.loading import load_dataset
@@ -35,23 +33,6 @@ from robustbench_med.device import place_model, resolve_device
 from robustbench_med.errors import MedrobustError
 from robustbench_med.models.builder import build_model
 from robustbench_med.randomness import draws_per_sample
-
-
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def median_seconds(run: Callable[[], object], repeats: int, device: torch.device) -> float:
-    run()  # warm-up: allocator and first-call overheads, cuDNN autotuning
-    sync(device)
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        run()
-        sync(device)  # CUDA runs asynchronously: wait for the kernels before reading the clock
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
 
 
 def main() -> None:
@@ -87,13 +68,13 @@ def main() -> None:
     print(f"{'model':24s} {'per sample':>10s} {'fwd+bwd s':>10s} {'looped':>8s} {'batched':>8s}"
           "   (EOT time / (K x fwd+bwd))")
     for name, net in nets.items():
-        one = median_seconds(lambda n=net: eot_gradient(n, x, y, F.cross_entropy, 1, n), args.repeats,
-                             device)
+        one = median_seconds(lambda n=net: eot_gradient(n, x, y, F.cross_entropy, 1, n), device,
+                             args.repeats)
         looped = median_seconds(lambda n=net: eot_gradient(n, x, y, F.cross_entropy, k, n, batched=False),
-                                args.repeats, device)
+                                device, args.repeats)
         per_sample = draws_per_sample(net)
         batched = (median_seconds(lambda n=net: eot_gradient(n, x, y, F.cross_entropy, k, n, batched=True),
-                                  args.repeats, device) if per_sample else None)
+                                  device, args.repeats) if per_sample else None)
         shown = f"{batched / (k * one):8.3f}" if batched is not None else f"{'loop':>8s}"
         print(f"{name:24s} {per_sample!s:>10s} {one:10.4f} {looped / (k * one):8.3f} {shown}")
 

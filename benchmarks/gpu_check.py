@@ -18,12 +18,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import time
 from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
+from timing import median_seconds, sync
 
 DRY = os.environ.get("GPU_CHECK_DRY_RUN") == "1"
 
@@ -34,23 +34,6 @@ def device() -> torch.device:
     if not torch.cuda.is_available():
         raise SystemExit("gpu_check: no CUDA GPU visible to torch")
     return torch.device("cuda")
-
-
-def sync(dev: torch.device) -> None:
-    if dev.type == "cuda":
-        torch.cuda.synchronize(dev)
-
-
-def median_seconds(fn: Callable[[], object], dev: torch.device, repeats: int) -> float:
-    fn()  # warm-up: cuDNN autotuning, allocator
-    sync(dev)
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        sync(dev)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def pgd(args: argparse.Namespace) -> None:

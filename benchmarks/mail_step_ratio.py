@@ -34,6 +34,7 @@ from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
+from timing import sync
 from torch import nn
 
 from robustbench_med.data.spec import DataInfo, TaskInfo
@@ -52,11 +53,6 @@ def step_fn(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> Callable[[], 
         optimizer.step()
 
     return step
-
-
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def timed(fn: Callable[[], None], device: torch.device) -> float:
