@@ -1,8 +1,9 @@
 """What a cell will cost, before it runs: from what similar cells cost before (the median time per
 test point of stored rows of the same model, defense, attack, preset, protocol and image size, the
 same dataset preferred), or, with no such history, from a timed forward+backward pass times the
-attack's budget of passes per point (:attr:`AttackSpec.passes`): an upper bound, since a broken
-point stops early. An attack that states no budget and has no history stays "unknown".
+attack's budget of passes per point (:attr:`AttackSpec.passes`). Not a bound either way: a point
+broken early takes from it, the attack's own work (a randomized model's re-draws, the scoring over
+draws) adds to it. An attack that states no budget and has no history stays "unknown".
 
 It lives in the evaluation layer because ``medrobust run`` prints it before attacking; ``grid plan``
 uses the history part (:mod:`robustbench_med.grid.estimate`), as it has no model loaded to time.

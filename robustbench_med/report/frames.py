@@ -27,17 +27,19 @@ def _entry_key(entry: dict[str, Any]) -> dict[str, Any]:
             "checkpoint_sha": entry["checkpoint_sha256"], "code_version": entry["code_version"]}
 
 
-def results_frame(entries: list[dict[str, Any]]) -> pd.DataFrame:
+def results_frame(entries: list[dict[str, Any]], old: list[bool] | None = None) -> pd.DataFrame:
     """One line per cell, the store's columns plus ``code``, ``superseded`` (a newer entry of the same
-    checkpoint and subset exists) and the percentages (the long CSV)."""
+    checkpoint and subset exists; ``old``: :func:`superseded` of ``entries`` when the caller has it)
+    and the percentages (the long CSV)."""
     rows = []
-    for entry, old in zip(entries, superseded(entries), strict=True):
+    flags = superseded(entries) if old is None else old
+    for entry, gone in zip(entries, flags, strict=True):
         for cell in entry["cells"]:
             rows.append({**_entry_key(entry), **{k: cell[k] for k in CELL_VALUES},
                          "image_size": entry["image_size"],
                          "settings": json.dumps(cell["settings"], sort_keys=True),
                          "versions": json.dumps(cell["versions"], sort_keys=True),
-                         "source": entry.get("source", ""), "superseded": old})
+                         "source": entry.get("source", ""), "superseded": gone})
     frame = pd.DataFrame(rows, columns=[*RESULT_COLUMNS, "superseded"]).astype({"superseded": bool})
     order = [*KEY, "attack", "preset", "protocol", "eps"]
     frame = frame.sort_values(order, kind="stable").reset_index(drop=True)
@@ -47,10 +49,11 @@ def results_frame(entries: list[dict[str, Any]]) -> pd.DataFrame:
     return frame
 
 
-def checks_frame(entries: list[dict[str, Any]]) -> pd.DataFrame:
+def checks_frame(entries: list[dict[str, Any]], old: list[bool] | None = None) -> pd.DataFrame:
     """One line per check with its evidence, ``superseded`` as in :func:`results_frame`."""
+    flags = superseded(entries) if old is None else old
     rows = [{**_entry_key(entry), "protocol": check["protocol"], "check_name": check["name"],
-             **{k: check[k] for k in ("status", "detail", "statistic", "p_value")}, "superseded": old}
-            for entry, old in zip(entries, superseded(entries), strict=True) for check in entry["checks"]]
+             **{k: check[k] for k in ("status", "detail", "statistic", "p_value")}, "superseded": gone}
+            for entry, gone in zip(entries, flags, strict=True) for check in entry["checks"]]
     frame = pd.DataFrame(rows, columns=[*CHECK_COLUMNS, "superseded"]).astype({"superseded": bool})
     return frame.sort_values([*KEY, "check_name"], kind="stable").reset_index(drop=True)

@@ -16,15 +16,16 @@ import json
 from datetime import datetime
 from typing import Any
 
+from robustbench_med.report.entries import ENTRY_KEY, entry_key
 from robustbench_med.report.entry_schema import parse_time
 from robustbench_med.versions import code_version
 
 
 def identity(entry: dict[str, Any]) -> tuple:
-    """What makes two entries measurements of the same thing: everything but the code version."""
-    return (entry["model"], entry["defense"], entry["dataset"], entry["task"], entry["seed"],
-            entry["subset"], entry["checkpoint_sha256"], entry.get("source", ""),
-            json.dumps(entry.get("options", {}), sort_keys=True))
+    """What makes two entries measurements of the same thing: the entry's key but the code version,
+    and where it came from and the options that built it."""
+    key = (value for name, value in zip(ENTRY_KEY, entry_key(entry), strict=True) if name != "code_version")
+    return (*key, entry.get("source", ""), json.dumps(entry.get("options", {}), sort_keys=True))
 
 
 def _rank(entry: dict[str, Any], current: str) -> tuple[bool, datetime | None]:
@@ -61,6 +62,9 @@ def superseded(entries: list[dict[str, Any]], current: str | None = None) -> lis
     return flags
 
 
-def latest_entries(entries: list[dict[str, Any]], current: str | None = None) -> list[dict[str, Any]]:
-    """The entries the board shows (see the module docstring), in their given order."""
-    return [e for e, old in zip(entries, superseded(entries, current), strict=True) if not old]
+def latest_entries(entries: list[dict[str, Any]], current: str | None = None,
+                   old: list[bool] | None = None) -> list[dict[str, Any]]:
+    """The entries the board shows (see the module docstring), in their given order; ``old``:
+    :func:`superseded` of ``entries`` when the caller has it already."""
+    old = superseded(entries, current) if old is None else old
+    return [e for e, gone in zip(entries, old, strict=True) if not gone]

@@ -14,7 +14,7 @@ from robustbench_med.report.clean_table import clean_frame
 from robustbench_med.report.entries import read_entries
 from robustbench_med.report.frames import checks_frame, results_frame
 from robustbench_med.report.html import write_site
-from robustbench_med.report.latest import latest_entries
+from robustbench_med.report.latest import latest_entries, superseded
 from robustbench_med.report.leaderboard import wide_frame
 from robustbench_med.report.markdown import render_markdown
 from robustbench_med.report.plots import plot_all_sweeps, sweep_groups, sweep_stem
@@ -32,8 +32,9 @@ def render_site(entries: list[dict[str, Any]], out: Path, stem: str = "leaderboa
     CSV keep every cell and check (older measurements of a checkpoint marked ``superseded``); the rest
     shows the newest."""
     out.mkdir(parents=True, exist_ok=True)
-    everything, all_checks = results_frame(entries), checks_frame(entries)
-    shown = latest_entries(entries)
+    old = superseded(entries)
+    everything, all_checks = results_frame(entries, old), checks_frame(entries, old)
+    shown = latest_entries(entries, old=old)
     df, checks = everything[~everything["superseded"]], all_checks[~all_checks["superseded"]]
     paths = []
     paths.append(out / f"{stem}.csv")
